@@ -1,0 +1,1 @@
+"""Ray orchestration of degrader: model actors, the result writer and the driver."""

@@ -1,0 +1,154 @@
+"""The driver: plans the missing units, starts the actors and keeps every actor busy.
+
+Units are handed out one at a time per actor and taken back as they finish (`ray.wait`), never in
+submission order. An actor that dies mid-unit is restarted by Ray; its unit goes back in the queue
+with only the prompts the writer has not recorded. Ctrl-C closes the writer cleanly (every
+received record is kept); SIGKILL loses at most the records not yet flushed, and the same command
+finishes the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from actors.logs import LogSink
+from actors.model_actor import ModelActor
+from actors.plan import Unit, missing_units, output_path, total_records
+from actors.progress import Progress
+from actors.writer import ResultWriter
+from configs.experiments import ExperimentConfig
+
+logger = logging.getLogger(__name__)
+MAX_UNIT_FAILURES = 3
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """How a run is spread over the cluster and where it writes."""
+
+    results_dir: Path = Path("results")
+    gpus: int = 0
+    actors_per_gpu: int = 1
+    cpu_actors: int = 1
+    force: bool = False
+    log_path: Path | None = None
+    log_level: str = "INFO"
+
+    @property
+    def n_actors(self) -> int:
+        """How many ModelActors run."""
+        return self.gpus * self.actors_per_gpu if self.gpus else self.cpu_actors
+
+    def actor_resources(self) -> dict:
+        """Ray resources of one ModelActor: a GPU (fraction), or one CPU."""
+        return {"num_gpus": 1 / self.actors_per_gpu, "num_cpus": 1} if self.gpus else {"num_cpus": 1}
+
+    def actor_name(self, index: int) -> str:
+        """ModelActor:gpu0, ModelActor:gpu0.1 (second actor of GPU slot 0), ModelActor:cpu0."""
+        if not self.gpus:
+            return f"ModelActor:cpu{index}"
+        slot, share = divmod(index, self.actors_per_gpu)
+        return f"ModelActor:gpu{slot}" + (f".{share}" if self.actors_per_gpu > 1 else "")
+
+
+def local_pin() -> NodeAffinitySchedulingStrategy:
+    """Schedule on the driver's node (the results and logs folders are there)."""
+    return NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+
+
+def run_experiment(config: ExperimentConfig, options: LaunchOptions) -> dict:
+    """Run every missing (unit, prompt) of `config`; returns a summary. Ray must be initialised."""
+    path = output_path(config, options.results_dir)
+    sink = LogSink.options(name="LogSink", scheduling_strategy=local_pin()).remote(str(options.log_path))
+    writer = ResultWriter.options(name="ResultWriter", scheduling_strategy=local_pin()).remote(
+        str(path.resolve()), options.force)
+    for moved in ray.get(writer.open.remote()):  # raises OutputLockedError / CorruptOutputError
+        logger.info("--force: previous output moved aside to %s", moved)
+    try:
+        return _run(config, options, path, writer, sink)
+    finally:
+        final = ray.get(writer.close.remote())
+        logger.info("output %s holds %d records", path, final)
+
+
+def _run(config: ExperimentConfig, options: LaunchOptions, path: Path, writer, sink) -> dict:
+    done = ray.get(writer.done_keys.remote())
+    units = missing_units(config, done)
+    total = total_records(config)
+    logger.info("output %s: %d of %d records done, %d units to run on %d actors", path, total - sum(
+        len(u.prompt_ids) for u in units), total, len(units), options.n_actors)
+    if not units:
+        return {"output": str(path), "records": total, "ran_units": 0}
+    actors = _start_actors(config, options, writer, sink, min(options.n_actors, len(units)))
+    progress = Progress(total, total - sum(len(u.prompt_ids) for u in units))
+    try:
+        ran = Scheduler(config, actors, writer, progress).run(deque(units))
+    finally:
+        progress.close()
+    return {"output": str(path), "records": total, "ran_units": ran}
+
+
+def _start_actors(config, options: LaunchOptions, writer, sink, count: int) -> list:
+    actors = [ModelActor.options(name=options.actor_name(i), scheduling_strategy="SPREAD",
+                                 **options.actor_resources()).remote(config, options.actor_name(i), writer, sink,
+                                                                     options.log_level)
+              for i in range(count)]
+    descriptions = ray.get([actor.load.remote() for actor in actors])
+    for description in descriptions:
+        logger.info("%s ready (pid %s): %s, %s", description["actor"], description["pid"],
+                    description["architecture"], description["dtype"])
+    return actors
+
+
+class Scheduler:
+    """Keeps one unit in flight per actor; requeues the unit of an actor that died."""
+
+    def __init__(self, config: ExperimentConfig, actors: list, writer, progress: Progress):
+        self.config, self.actors, self.writer, self.progress = config, actors, writer, progress
+        self.failures: dict[tuple[float, int], int] = {}
+
+    def run(self, queue: deque[Unit]) -> int:
+        """Run every unit of `queue`; returns how many units completed."""
+        in_flight: dict = {}
+        idle, completed = list(self.actors), 0
+        while queue or in_flight:
+            while idle and queue:
+                actor, unit = idle.pop(), queue.popleft()
+                in_flight[actor.run_unit.remote(unit)] = (actor, unit)
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+            self.progress.update(ray.get(self.writer.count.remote()))
+            for ref in ready:
+                actor, unit = in_flight.pop(ref)
+                completed += self._settle(ref, unit, queue)
+                idle.append(actor)
+        return completed
+
+    def _settle(self, ref, unit: Unit, queue: deque[Unit]) -> int:
+        try:
+            report = ray.get(ref)
+        except ray.exceptions.RayActorError as error:
+            remaining = self._retry(unit, error)
+            if remaining.prompt_ids:
+                queue.append(remaining)
+            return 0
+        self.progress.add_tokens(report.tokens)
+        return 1
+
+    def _retry(self, unit: Unit, error: Exception) -> Unit:
+        key = (unit.level, unit.repeat_index)
+        self.failures[key] = self.failures.get(key, 0) + 1
+        if self.failures[key] >= MAX_UNIT_FAILURES:
+            raise RuntimeError(f"unit {unit.label} failed {MAX_UNIT_FAILURES} times; last error: {error}") from error
+        done = ray.get(self.writer.done_keys.remote())
+        again = missing_units(self.config, done)
+        remaining = next((u for u in again if (u.level, u.repeat_index) == key), Unit(unit.level, unit.repeat_index, ()))
+        logger.warning("actor died during unit %s (%s); requeued with %d missing prompts",
+                       unit.label, type(error).__name__, len(remaining.prompt_ids))
+        return remaining

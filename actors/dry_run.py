@@ -1,0 +1,62 @@
+"""--dry-run: the plan of a launch, with a GPU memory estimate per actor; loads no weights."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from actors.plan import missing_units, output_path, record_key, total_records
+from actors.store import read_records
+from configs.experiments import ExperimentConfig
+from degrader import memory
+from degrader.models import EMBEDDED_SPEC, RANDOM_PREFIX, hf_token, model_name, resolve_dtype
+from degrader.random_models import random_config
+
+TEMPLATE_TOKENS = 16  # chat-template tokens around a prompt
+
+
+def model_config(spec: str):
+    """The architecture config of `spec` without weights (hub configs need network or a cache)."""
+    if spec.startswith(RANDOM_PREFIX):
+        return random_config(spec[len(RANDOM_PREFIX):])
+    if spec == EMBEDDED_SPEC:
+        return random_config("gemma-3-270m")
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(spec, token=hf_token())
+
+
+def sequence_length(config: ExperimentConfig, architecture) -> int:
+    """Longest prompt (about 4 characters a token) + template + image tokens + new tokens."""
+    longest = max(len(p.text) for p in config.prompts) // 4 + TEMPLATE_TOKENS
+    image = getattr(architecture, "mm_tokens_per_image", 0) if config.image_enabled else 0
+    return longest + image + config.max_new_tokens
+
+
+def print_plan(config: ExperimentConfig, args: argparse.Namespace) -> int:
+    """Print units, prompts, output file and memory per actor; return exit code 0."""
+    path = output_path(config, args.results_dir)
+    done = {record_key(r) for r in read_records(path)} if path.exists() else set()
+    units = missing_units(config, done)
+    device = torch.device("cuda" if args.gpus else "cpu")
+    dtype = resolve_dtype(config.dtype, device)
+    architecture = model_config(config.model_name)
+    batch = min(config.max_batch_size, len(config.prompts))
+    estimate = memory.estimate(architecture, dtype, batch, sequence_length(config, architecture))
+    lines = [
+        f"experiment      {config.config_name} ({config.prompt_group}, {len(config.prompts)} prompts)",
+        f"model           {model_name(config.model_name)} ({type(architecture).__name__}, {str(dtype)[6:]})",
+        f"lesion          {config.degradation_method} on {config.param_group_name}, levels {config.levels}",
+        f"repetitions     {config.n_rep} (seeds {config.seed}..{config.seed + config.n_rep - 1})",
+        f"records         {total_records(config)} in all, {sum(len(u.prompt_ids) for u in units)} missing "
+        f"in {len(units)} units",
+        f"output          {path}",
+        f"actors          {args.gpus * args.actors_per_gpu if args.gpus else args.cpu_actors} "
+        f"({'GPU' if args.gpus else 'CPU'})",
+        f"memory / actor  {estimate.total / 2**30:.2f} GiB at batch {batch}: weights "
+        f"{estimate.weights / 2**30:.2f}, KV cache {estimate.kv_cache / 2**30:.2f}, logits "
+        f"{estimate.logits / 2**30:.2f}, activations {estimate.activations / 2**30:.2f}",
+    ]
+    print("\n".join(lines))
+    return 0

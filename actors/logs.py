@@ -1,0 +1,88 @@
+"""Run logs: one file per run, with the driver's lines and every actor's, never generated text.
+
+Actors may run on other nodes, so they do not write the file themselves: a `RemoteLogHandler`
+ships their formatted lines to the `LogSink` actor, which lives on the driver's node.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import ray
+
+FORMAT = "%(asctime)s %(levelname)s [%(origin)s] %(message)s"
+QUIET_LIBRARIES = ("transformers", "urllib3", "filelock", "httpx", "huggingface_hub")
+
+
+class OriginFilter(logging.Filter):
+    """Stamps each record with where it comes from (driver, ModelActor:gpu0 on GPU 1, ...)."""
+
+    def __init__(self, origin: str):
+        super().__init__()
+        self.origin = origin
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.origin = self.origin
+        return True
+
+
+def log_path(logs_dir: Path, experiment_id: str) -> Path:
+    """logs/<experiment_id>_<timestamp>.log"""
+    return Path(logs_dir) / f"{experiment_id}_{datetime.now().strftime('%Y%m%d_%H%M%S')}.log"
+
+
+def setup_driver_logging(path: Path, level: str) -> None:
+    """Console and file handlers for the driver process."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    root.setLevel(level)
+    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(path, encoding="utf-8")):
+        handler.setFormatter(logging.Formatter(FORMAT, "%H:%M:%S"))
+        handler.addFilter(OriginFilter("driver"))
+        root.addHandler(handler)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@ray.remote(num_cpus=0)
+class LogSink:
+    """Appends actors' log lines to the run's log file (on the driver's node)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def write(self, lines: list[str]) -> None:
+        """Append formatted lines."""
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write("".join(line + "\n" for line in lines))
+
+
+class RemoteLogHandler(logging.Handler):
+    """Sends each formatted line to the LogSink."""
+
+    def __init__(self, sink, origin: str):
+        super().__init__()
+        self.sink = sink
+        self.setFormatter(logging.Formatter(FORMAT, "%H:%M:%S"))
+        self.addFilter(OriginFilter(origin))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.sink.write.remote([self.format(record)])
+        except Exception:  # a log line must never take an actor down
+            self.handleError(record)
+
+
+def setup_actor_logging(sink, origin: str, level: str) -> None:
+    """Route this actor process's logging to the run's log file."""
+    root = logging.getLogger()
+    root.handlers = [RemoteLogHandler(sink, origin)]
+    root.setLevel(level)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()

@@ -1,0 +1,74 @@
+"""ModelActor: the Ray wrapper of a ModelWorker, pinned to a GPU (or a GPU fraction, or the CPU).
+
+Only Ray concerns live here: which device Ray gave the actor, its name in logs and in the
+dashboard, metrics, and records going to the ResultWriter batch by batch. Errors are logged with
+the failing unit and re-raised, so the driver sees them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+import torch
+from ray.util.metrics import Counter
+
+from actors.logs import setup_actor_logging
+from actors.plan import Unit
+from actors.worker import ModelWorker, UnitReport
+from configs.experiments import ExperimentConfig
+
+logger = logging.getLogger(__name__)
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0)
+class ModelActor:
+    """One model replica; `run_unit` is called by the driver, one unit at a time."""
+
+    def __init__(self, config: ExperimentConfig, name: str, writer, log_sink, log_level: str = "INFO"):
+        gpu_ids = ray.get_gpu_ids()
+        self.name = name
+        self.origin = f"{name} GPU {','.join(map(str, gpu_ids))}" if gpu_ids else f"{name} CPU"
+        setup_actor_logging(log_sink, self.origin, log_level)
+        device = torch.device("cuda", 0) if gpu_ids else torch.device("cpu")
+        if not gpu_ids:
+            torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
+        self.worker = ModelWorker(config, device, name)
+        self.writer = writer
+        self.tokens = Counter("degrader_tokens_generated", "new tokens generated", tag_keys=("actor",))
+        self.records = Counter("degrader_records_generated", "records generated", tag_keys=("actor",))
+
+    def load(self) -> dict:
+        """Load the model and its baseline (a separate call, so failures name the step)."""
+        try:
+            return {**self.worker.load(), "actor": self.name, "pid": os.getpid()}
+        except Exception:
+            logger.exception("%s failed to load the model", self.origin)
+            raise
+
+    def run_unit(self, unit: Unit) -> UnitReport:
+        """Run one unit; each batch's records go to the writer, acknowledged before returning."""
+        if self.worker.loaded is None:  # a restarted actor reloads before its first unit
+            self.load()
+        acks = []
+
+        def emit(records: list[dict]) -> None:
+            acks.append(self.writer.append.remote(records))
+            self.records.inc(len(records), tags={"actor": self.name})
+            self.tokens.inc(sum(r["tokens"] for r in records), tags={"actor": self.name})
+
+        try:
+            report = self.worker.run_unit(unit, emit)
+            ray.get(acks)
+        except Exception:
+            cfg = self.worker.config
+            logger.exception("unit failed: %s %s %s", cfg.degradation_method, cfg.param_group_name, unit.label)
+            raise
+        logger.info("unit %s done: %d records, %d tokens in %.1fs", unit.label, report.records, report.tokens,
+                    report.seconds)
+        return report
+
+    def pid(self) -> int:
+        """This actor's process id (tests kill it)."""
+        return os.getpid()

@@ -1,0 +1,99 @@
+"""ModelWorker: the lifecycle of one model replica, no Ray: load, snapshot baseline, run a unit.
+
+`ModelActor` (actors/model_actor.py) wraps it for Ray; tests and benchmarks can use it directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from PIL import Image
+
+from actors.plan import Unit
+from actors.records import make_record, sampling_seed
+from actors.vram import BatchSizer, VramMonitor
+from configs.experiments import ExperimentConfig
+from degrader.baseline import Baseline
+from degrader.generation import SamplingParams, generate, perplexity
+from degrader.groups import resolve_group
+from degrader.models import LoadedModel, load_model
+
+logger = logging.getLogger(__name__)
+Emit = Callable[[list[dict]], None]
+
+
+@dataclass(frozen=True)
+class UnitReport:
+    """What a finished unit sends back to the driver."""
+
+    unit: Unit
+    records: int
+    tokens: int
+    seconds: float
+
+
+class ModelWorker:
+    """One loaded model with its own CPU baseline of the tensors it degrades."""
+
+    def __init__(self, config: ExperimentConfig, device: torch.device, name: str):
+        self.config, self.device, self.name = config, device, name
+        self.loaded: LoadedModel | None = None
+        self.baseline: Baseline | None = None
+
+    def load(self) -> dict:
+        """Load the model and snapshot the baseline of its parameter group; returns the description."""
+        started = time.perf_counter()
+        cfg = self.config
+        self.loaded = load_model(cfg.model_name, cfg.dtype, self.device, cfg.load_in_4bit)
+        targets = resolve_group(self.loaded.model, cfg.param_group_name)
+        self.baseline = Baseline(targets)
+        self.image = Image.open(cfg.image_path).convert("RGB") if cfg.image_enabled else None
+        self.sizer = BatchSizer(cfg.max_batch_size, VramMonitor(self.device))
+        logger.info("loaded %s on %s in %.1fs: group %s = %d tensors, baseline %.1f MB", self.loaded.name,
+                    self.device, time.perf_counter() - started, cfg.param_group_name, len(targets),
+                    self.baseline.nbytes / 1e6)
+        return self.loaded.description
+
+    def run_unit(self, unit: Unit, emit: Emit) -> UnitReport:
+        """Restore, degrade with the unit's seed, generate the unit's prompts batch by batch."""
+        started = time.perf_counter()
+        seed = self.config.seed + unit.repeat_index
+        self.baseline.restore()
+        self.baseline.degrade(self.config.degradation_method, unit.level, seed)
+        runtime = {"actor": self.name, "device": str(self.device)}
+        if self.config.compute_perplexity:
+            runtime["perplexity"] = perplexity(self.loaded, self.config.perplexity_text)
+        records, tokens = self._generate_all(unit, runtime, emit)
+        return UnitReport(unit, records, tokens, time.perf_counter() - started)
+
+    def _generate_all(self, unit: Unit, runtime: dict, emit: Emit) -> tuple[int, int]:
+        pending, records, tokens = list(unit.prompt_ids), 0, 0
+        while pending:
+            batch = pending[: self.sizer.size]
+            generations = self._generate_batch(unit, batch)
+            vram = {"vram_usage_percent": self.sizer.after_batch()}
+            emit([make_record(self.config, self.loaded, unit, i, g, {**runtime, **vram})
+                  for i, g in zip(batch, generations)])
+            pending = pending[len(batch):]
+            records += len(batch)
+            tokens += sum(g.tokens_out for g in generations)
+        return records, tokens
+
+    def _generate_batch(self, unit: Unit, prompt_ids: list[int]):
+        cfg = self.config
+        prompts = [cfg.prompts[i] for i in prompt_ids]
+        params = SamplingParams(cfg.max_new_tokens, cfg.do_sample, cfg.temperature, cfg.top_k, cfg.top_p)
+        seeds = [sampling_seed(cfg, unit.repeat_index, p) for p in prompts]
+        try:
+            return generate(self.loaded, [p.text for p in prompts], params, seeds, self.image)
+        except torch.OutOfMemoryError:
+            if len(prompt_ids) == 1:
+                raise
+            self.sizer.after_oom()
+        # retried outside the except block, so the failed attempt's tensors are freed first
+        half = len(prompt_ids) // 2
+        return self._generate_batch(unit, prompt_ids[:half]) + self._generate_batch(unit, prompt_ids[half:])

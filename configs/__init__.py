@@ -1,0 +1,1 @@
+"""Experiment configurations and prompt sets."""

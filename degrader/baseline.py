@@ -1,0 +1,67 @@
+"""Baseline snapshot and restore of exactly the tensors a group degrades.
+
+The snapshot is a CPU copy (pinned when the model is on CUDA, so restores are fast async
+copies), taken once after loading; `restore()` writes it back before every repetition. After
+any sequence of degrade / restore the model is bitwise identical to the loaded one.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import torch
+
+from degrader.groups import Target
+from degrader.methods import get_method
+from degrader.seeding import generator_for
+
+
+class Baseline:
+    """CPU copies of a group's tensors, restorable into the live model."""
+
+    def __init__(self, targets: Sequence[Target]):
+        self.targets = list(targets)
+        self.saved = [_cpu_copy(target.tensor) for target in self.targets]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held on the CPU by the snapshot."""
+        return sum(t.numel() * t.element_size() for t in self.saved)
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Write the snapshot back into the model (in place, so compiled graphs stay valid)."""
+        for target, saved in zip(self.targets, self.saved):
+            target.tensor.copy_(saved, non_blocking=True)
+        if any(t.tensor.is_cuda for t in self.targets):
+            torch.cuda.current_stream().synchronize()
+
+    @torch.no_grad()
+    def degrade(self, method_name: str, level: float, seed: int) -> None:
+        """Apply `method_name` at `level` to every target, each with its own generator.
+
+        The generator of a tensor is seeded from (seed, tensor name): `seed` is the config's
+        base seed + the repetition index, so weights are a pure function of those three.
+        """
+        method = get_method(method_name)
+        method.validate(level)
+        for target in self.targets:
+            generator = generator_for(target.tensor.device, seed, target.name)
+            method.apply(target.tensor, level, generator)
+
+    @contextmanager
+    def degraded(self, method_name: str, level: float, seed: int) -> Iterator[None]:
+        """Restore, degrade, run the block, and restore again in `finally`."""
+        self.restore()
+        try:
+            self.degrade(method_name, level, seed)
+            yield
+        finally:
+            self.restore()
+
+
+def _cpu_copy(tensor: torch.Tensor) -> torch.Tensor:
+    copy = torch.empty(tensor.shape, dtype=tensor.dtype, device="cpu", pin_memory=tensor.is_cuda)
+    copy.copy_(tensor.detach())
+    return copy

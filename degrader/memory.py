@@ -1,0 +1,52 @@
+"""Memory arithmetic of a model from its config alone: weights, KV cache per token, batch size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes one actor needs on its device for a batch of sequences."""
+
+    weights: int
+    kv_cache: int
+    logits: int
+    activations: int
+
+    @property
+    def total(self) -> int:
+        """All of it, in bytes."""
+        return self.weights + self.kv_cache + self.logits + self.activations
+
+
+def count_parameters(config) -> int:
+    """Parameters of the architecture, counted on the meta device (no weights are allocated)."""
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+
+    auto = AutoModelForImageTextToText if getattr(config, "vision_config", None) is not None else AutoModelForCausalLM
+    with torch.device("meta"):
+        model = auto.from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def kv_bytes_per_token(config, dtype_bytes: int) -> int:
+    """2 (K and V) x layers x kv heads x head dim x bytes: the cache cost of one token of one sequence."""
+    text = getattr(config, "text_config", config)
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    return 2 * text.num_hidden_layers * text.num_key_value_heads * head_dim * dtype_bytes
+
+
+def estimate(config, dtype: torch.dtype, batch: int, sequence: int) -> MemoryEstimate:
+    """Weights + KV cache of `batch` sequences of `sequence` tokens + float32 logits + activations."""
+    text = getattr(config, "text_config", config)
+    size = torch.tensor([], dtype=dtype).element_size()
+    prefill_activations = 4 * batch * sequence * max(text.hidden_size, text.intermediate_size) * size
+    return MemoryEstimate(
+        weights=count_parameters(config) * size,
+        kv_cache=kv_bytes_per_token(config, size) * batch * sequence,
+        logits=4 * batch * text.vocab_size * 2,
+        activations=prefill_activations,
+    )

