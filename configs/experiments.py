@@ -90,6 +90,8 @@ def _check_names(config: ExperimentConfig) -> None:
         raise ValueError(f"param_group_name {config.param_group_name!r} is unknown; use one of {sorted(GROUPS)}")
     if config.degradation_method not in METHODS:
         raise ValueError(f"degradation_method {config.degradation_method!r} is unknown; use one of {sorted(METHODS)}")
+    if config.model_variant != "it" or config.restore_strategy != "subset_in_memory":
+        raise ValueError("model_variant must be 'it' and restore_strategy 'subset_in_memory' (the only ones built)")
     if config.dtype not in DTYPE_NAMES:
         raise ValueError(f"dtype {config.dtype!r} is unknown; use one of {DTYPE_NAMES}")
 

@@ -49,6 +49,8 @@ def gemma3_tokenizer_folder() -> Path:
     """A folder with the Gemma 3 tokenizer: $DEGRADER_GEMMA3_TOKENIZER, else extracted from the GGUF."""
     if os.environ.get(TOKENIZER_ENV):
         return Path(os.environ[TOKENIZER_ENV])
+    if (cache_dir() / EMBEDDED_NAME / ".complete").exists():
+        return cache_dir() / EMBEDDED_NAME  # the converted embedded model carries the same tokenizer
     return _build_once(cache_dir() / "gemma3-tokenizer", _convert_tokenizer)
 
 

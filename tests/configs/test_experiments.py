@@ -1,0 +1,61 @@
+import re
+
+import pytest
+
+from configs.experiments import EXPERIMENTS, apply_overrides, get_config
+from configs.prompts import COOKIE_THEFT_PROMPTS, DREAM_PROMPTS, IQ_PROMPTS
+
+
+def test_the_three_experiments_validate_and_list_themselves():
+    assert sorted(EXPERIMENTS) == ["cookie_theft_it", "dreams_it", "iq_it"]
+    with pytest.raises(ValueError, match="cookie_theft_it, dreams_it, iq_it"):
+        get_config("dream")
+
+
+def test_prompt_sets():
+    assert len(DREAM_PROMPTS) == 38 and len(COOKIE_THEFT_PROMPTS) == 20 and 60 <= len(IQ_PROMPTS) <= 70
+    for prompts in (DREAM_PROMPTS, IQ_PROMPTS, COOKIE_THEFT_PROMPTS):
+        assert len({p.text for p in prompts}) == len(prompts)
+    categories = {p.category for p in IQ_PROMPTS}
+    assert categories == {"math", "language", "logic", "factual", "creativity"}
+    for prompt in IQ_PROMPTS:
+        if prompt.category == "creativity":
+            assert prompt.answer is None
+        else:
+            assert re.fullmatch(r"-?\d+(\.\d+)?|yes|no|[A-Za-z]+", prompt.answer), prompt
+
+
+def test_cookie_theft_ships_its_stand_in_picture():
+    config = get_config("cookie_theft_it")
+    assert config.image_enabled and config.image_path.is_file()
+
+
+def test_overrides_are_typed():
+    config = apply_overrides(get_config("dreams_it"), ["n_rep=2", "do_sample=false", "temperature=0.7",
+                                                       "max_prompts=4", "degradation_method=ablation", "min_deg=0",
+                                                       "max_deg=0.8"])
+    assert (config.n_rep, config.do_sample, config.temperature, len(config.prompts)) == (2, False, 0.7, 4)
+    assert config.levels == [0.0, 0.2, 0.4, 0.6, 0.8]
+
+
+@pytest.mark.parametrize("assignment,message", [
+    ("n_rep=two", "expected int"), ("n_rep=0", "n_rep must be an integer >= 1"), ("colour=red", "unknown field"),
+    ("n_rep", "FIELD=VALUE"), ("do_sample=maybe", "true or false"), ("max_deg=1.5", "min_deg="),
+    ("param_group_name=attention", "attn_only"), ("dtype=int8", "dtype"), ("temperature=0", "do_sample=false"),
+    ("image_enabled=true", "does not exist"),
+])
+def test_bad_overrides_say_how_to_fix_them(assignment, message):
+    config = get_config("dreams_it")
+    if assignment.startswith("max_deg"):
+        config = apply_overrides(config, ["degradation_method=ablation", "min_deg=0", "max_deg=0.5"])
+    if assignment.startswith("image_enabled"):
+        config = apply_overrides(config, ["image_filename=missing.png"])
+    with pytest.raises(ValueError, match=message):
+        apply_overrides(config, [assignment])
+
+
+def test_result_hash_follows_generation_settings():
+    config = get_config("dreams_it")
+    assert config.result_hash() == get_config("dreams_it").result_hash()
+    assert config.result_hash() != config.replace(temperature=0.5).result_hash()
+    assert config.result_hash() == config.replace(n_rep=3).result_hash()

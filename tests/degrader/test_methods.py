@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from degrader.methods import get_method, validate_level
+from degrader.seeding import generator_for
+
+
+def weights(seed: int = 0, shape=(64, 128)) -> torch.Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def degraded(method: str, level: float, weight: torch.Tensor, seed: int = 42, name: str = "w") -> torch.Tensor:
+    copy = weight.clone()
+    get_method(method).apply(copy, level, generator_for("cpu", seed, name))
+    return copy
+
+
+@pytest.mark.parametrize("method,level", [("mult_gauss", -0.1), ("mult_gauss", float("nan")), ("ablation", 1.5),
+                                          ("ablation", -0.01), ("uni_quant", 1), ("uni_quant", 2.5)])
+def test_bad_levels_raise_with_the_rule(method, level):
+    with pytest.raises(ValueError, match=method):
+        validate_level(method, level)
+
+
+def test_unknown_method_lists_the_registry():
+    with pytest.raises(ValueError, match="ablation, mult_gauss, uni_quant"):
+        get_method("gaussian")
+
+
+@pytest.mark.parametrize("method", ["mult_gauss", "ablation"])
+def test_level_zero_leaves_weights_bitwise_identical(method):
+    weight = weights()
+    assert torch.equal(degraded(method, 0.0, weight), weight)
+
+
+def test_mult_gauss_rescales_the_same_noise_across_levels():
+    weight = weights()
+    small, large = degraded("mult_gauss", 0.1, weight), degraded("mult_gauss", 0.4, weight)
+    noise_small, noise_large = small / weight - 1, large / weight - 1
+    torch.testing.assert_close(noise_large, 4 * noise_small, rtol=1e-3, atol=1e-4)
+    assert 0.09 < noise_small.std().item() < 0.11
+
+
+def test_ablation_zeroes_about_p_and_nests_across_levels():
+    weight = weights(shape=(256, 256))
+    masks = {p: degraded("ablation", p, weight) == 0 for p in (0.2, 0.5, 0.8)}
+    for p, mask in masks.items():
+        assert abs(mask.float().mean().item() - p) < 0.01
+    assert bool((masks[0.2] <= masks[0.5]).all()) and bool((masks[0.5] <= masks[0.8]).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("n_values", [2, 4, 16, 1024])
+def test_uni_quant_leaves_at_most_n_distinct_values(n_values, dtype):
+    weight = weights(shape=(128, 128)).to(dtype)
+    quantized = degraded("uni_quant", n_values, weight)
+    assert quantized.unique().numel() <= n_values
+    assert quantized.min() == weight.min() and quantized.max() == weight.max()
+
+
+def test_draws_depend_on_seed_and_name_not_on_global_rng():
+    weight = weights()
+    torch.manual_seed(1)
+    first = degraded("mult_gauss", 0.5, weight, seed=43, name="layer.0")
+    torch.manual_seed(2)
+    assert torch.equal(first, degraded("mult_gauss", 0.5, weight, seed=43, name="layer.0"))
+    assert not torch.equal(first, degraded("mult_gauss", 0.5, weight, seed=44, name="layer.0"))
+    assert not torch.equal(first, degraded("mult_gauss", 0.5, weight, seed=43, name="layer.1"))
