@@ -69,16 +69,20 @@ def run_experiment(config: ExperimentConfig, options: LaunchOptions) -> dict:
     sink = LogSink.options(name="LogSink", scheduling_strategy=local_pin()).remote(str(options.log_path))
     writer = ResultWriter.options(name="ResultWriter", scheduling_strategy=local_pin()).remote(
         str(path.resolve()), options.force)
-    for moved in ray.get(writer.open.remote()):  # raises OutputLockedError / CorruptOutputError
-        logger.info("--force: previous output moved aside to %s", moved)
+    started: list = []  # every actor of this run, killed at the end so GPUs and names free at once
     try:
-        return _run(config, options, path, writer, sink)
+        for moved in ray.get(writer.open.remote()):  # raises OutputLockedError / CorruptOutputError
+            logger.info("--force: previous output moved aside to %s", moved)
+        try:
+            return _run(config, options, path, writer, sink, started)
+        finally:
+            logger.info("output %s holds %d records", path, ray.get(writer.close.remote()))
     finally:
-        final = ray.get(writer.close.remote())
-        logger.info("output %s holds %d records", path, final)
+        for actor in [*started, writer, sink]:
+            ray.kill(actor, no_restart=True)
 
 
-def _run(config: ExperimentConfig, options: LaunchOptions, path: Path, writer, sink) -> dict:
+def _run(config: ExperimentConfig, options: LaunchOptions, path: Path, writer, sink, started: list) -> dict:
     done = ray.get(writer.done_keys.remote())
     units = missing_units(config, done)
     total = total_records(config)
@@ -86,7 +90,7 @@ def _run(config: ExperimentConfig, options: LaunchOptions, path: Path, writer, s
         len(u.prompt_ids) for u in units), total, len(units), options.n_actors)
     if not units:
         return {"output": str(path), "records": total, "ran_units": 0}
-    actors = _start_actors(config, options, writer, sink, min(options.n_actors, len(units)))
+    actors = _start_actors(config, options, writer, sink, min(options.n_actors, len(units)), started)
     progress = Progress(total, total - sum(len(u.prompt_ids) for u in units))
     try:
         ran = Scheduler(config, actors, writer, progress).run(deque(units))
@@ -95,11 +99,12 @@ def _run(config: ExperimentConfig, options: LaunchOptions, path: Path, writer, s
     return {"output": str(path), "records": total, "ran_units": ran}
 
 
-def _start_actors(config, options: LaunchOptions, writer, sink, count: int) -> list:
+def _start_actors(config, options: LaunchOptions, writer, sink, count: int, started: list) -> list:
     actors = [ModelActor.options(name=options.actor_name(i), scheduling_strategy="SPREAD",
                                  **options.actor_resources()).remote(config, options.actor_name(i), writer, sink,
                                                                      options.log_level)
               for i in range(count)]
+    started += actors
     descriptions = ray.get([actor.load.remote() for actor in actors])
     for description in descriptions:
         logger.info("%s ready (pid %s): %s, %s", description["actor"], description["pid"],
@@ -108,47 +113,62 @@ def _start_actors(config, options: LaunchOptions, writer, sink, count: int) -> l
 
 
 class Scheduler:
-    """Keeps one unit in flight per actor; requeues the unit of an actor that died."""
+    """Keeps one unit in flight per actor; requeues the unit of an actor that died.
+
+    An actor that died is pinged until Ray has restarted it (its __init__ ran again) before it
+    gets another unit, so a restart costs its unit one retry, not several.
+    """
 
     def __init__(self, config: ExperimentConfig, actors: list, writer, progress: Progress):
         self.config, self.actors, self.writer, self.progress = config, actors, writer, progress
         self.failures: dict[tuple[float, int], int] = {}
+        self.in_flight: dict = {}  # ref -> (actor, unit), unit None for a readiness ping
 
     def run(self, queue: deque[Unit]) -> int:
         """Run every unit of `queue`; returns how many units completed."""
-        in_flight: dict = {}
         idle, completed = list(self.actors), 0
-        while queue or in_flight:
+        while queue or any(unit for _, unit in self.in_flight.values()):
             while idle and queue:
                 actor, unit = idle.pop(), queue.popleft()
-                in_flight[actor.run_unit.remote(unit)] = (actor, unit)
-            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+                self.in_flight[actor.run_unit.remote(unit)] = (actor, unit)
+            ready, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=1.0)
             self.progress.update(ray.get(self.writer.count.remote()))
             for ref in ready:
-                actor, unit = in_flight.pop(ref)
-                completed += self._settle(ref, unit, queue)
-                idle.append(actor)
+                actor, unit = self.in_flight.pop(ref)
+                if self._settle(ref, actor, unit, queue):
+                    idle.append(actor)
+                    completed += unit is not None
         return completed
 
-    def _settle(self, ref, unit: Unit, queue: deque[Unit]) -> int:
+    def _settle(self, ref, actor, unit: Unit | None, queue: deque[Unit]) -> bool:
+        """True when `actor` is ready for a unit; False when it died (a ping is then in flight)."""
         try:
-            report = ray.get(ref)
+            result = ray.get(ref)
         except ray.exceptions.RayActorError as error:
-            remaining = self._retry(unit, error)
-            if remaining.prompt_ids:
-                queue.append(remaining)
-            return 0
-        self.progress.add_tokens(report.tokens)
-        return 1
+            if unit is not None:
+                self._requeue(unit, error, queue)
+            if unit is None and isinstance(error, ray.exceptions.ActorDiedError):
+                self._drop(actor, error)  # Ray could not restart it (e.g. its node is gone)
+            else:
+                self.in_flight[actor.pid.remote()] = (actor, None)
+            return False
+        if unit is not None:
+            self.progress.add_tokens(result.tokens)
+        return True
 
-    def _retry(self, unit: Unit, error: Exception) -> Unit:
+    def _drop(self, actor, error: Exception) -> None:
+        self.actors.remove(actor)
+        logger.error("an actor is gone for good (%s); %d actors left", error, len(self.actors))
+        if not self.actors:
+            raise RuntimeError("every ModelActor died and none could be restarted") from error
+
+    def _requeue(self, unit: Unit, error: Exception, queue: deque[Unit]) -> None:
         key = (unit.level, unit.repeat_index)
         self.failures[key] = self.failures.get(key, 0) + 1
         if self.failures[key] >= MAX_UNIT_FAILURES:
             raise RuntimeError(f"unit {unit.label} failed {MAX_UNIT_FAILURES} times; last error: {error}") from error
         done = ray.get(self.writer.done_keys.remote())
-        again = missing_units(self.config, done)
-        remaining = next((u for u in again if (u.level, u.repeat_index) == key), Unit(unit.level, unit.repeat_index, ()))
-        logger.warning("actor died during unit %s (%s); requeued with %d missing prompts",
-                       unit.label, type(error).__name__, len(remaining.prompt_ids))
-        return remaining
+        remaining = [u for u in missing_units(self.config, done) if (u.level, u.repeat_index) == key]
+        logger.warning("actor died during unit %s (%s); requeued with %d missing prompts", unit.label,
+                       type(error).__name__, len(remaining[0].prompt_ids) if remaining else 0)
+        queue.extend(remaining)

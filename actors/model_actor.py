@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 import ray
 import torch
@@ -34,7 +35,8 @@ class ModelActor:
         device = torch.device("cuda", 0) if gpu_ids else torch.device("cpu")
         if not gpu_ids:
             torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
-        self.worker = ModelWorker(config, device, name)
+        node = ray.get_runtime_context().get_node_id()
+        self.worker = ModelWorker(config, device, name, {"ray_node_id": node, "host": socket.gethostname()})
         self.writer = writer
         self.tokens = Counter("degrader_tokens_generated", "new tokens generated", tag_keys=("actor",))
         self.records = Counter("degrader_records_generated", "records generated", tag_keys=("actor",))

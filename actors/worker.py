@@ -39,8 +39,9 @@ class UnitReport:
 class ModelWorker:
     """One loaded model with its own CPU baseline of the tensors it degrades."""
 
-    def __init__(self, config: ExperimentConfig, device: torch.device, name: str):
+    def __init__(self, config: ExperimentConfig, device: torch.device, name: str, provenance: dict | None = None):
         self.config, self.device, self.name = config, device, name
+        self.provenance = provenance or {}  # where the records were made (e.g. the Ray node)
         self.loaded: LoadedModel | None = None
         self.baseline: Baseline | None = None
 
@@ -64,7 +65,7 @@ class ModelWorker:
         seed = self.config.seed + unit.repeat_index
         self.baseline.restore()
         self.baseline.degrade(self.config.degradation_method, unit.level, seed)
-        runtime = {"actor": self.name, "device": str(self.device)}
+        runtime = {"actor": self.name, "device": str(self.device), **self.provenance}
         if self.config.compute_perplexity:
             runtime["perplexity"] = perplexity(self.loaded, self.config.perplexity_text)
         records, tokens = self._generate_all(unit, runtime, emit)

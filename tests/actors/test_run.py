@@ -1,0 +1,86 @@
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from actors.driver import LaunchOptions, run_experiment
+from actors.plan import output_path, record_key
+from actors.store import CorruptOutputError
+from tests.actors.conftest import records_of, small_config, stable
+
+FIELDS = {"timestamp", "model_name", "degradation_method", "level_value", "std_dev", "param_group_name", "repeat_index",
+          "seed", "prompt_group", "prompt_id", "prompt_text", "output", "duration", "tokens", "tokens_in",
+          "batch_size_effective", "vram_usage_percent", "temperature", "do_sample", "load_4bit", "sampling_seed",
+          "settings_hash", "model_description", "actor", "ray_node_id"}
+
+
+def run(tmp_path, config, **options):
+    options = LaunchOptions(results_dir=tmp_path, log_path=tmp_path / "run.log", **options)
+    summary = run_experiment(config, options)
+    return records_of(summary["output"])
+
+
+def test_small_run_writes_every_record_with_its_fields(ray_cluster, tmp_path):
+    config = small_config()
+    records = run(tmp_path, config)
+    assert len(records) == 12 == len({record_key(r) for r in records})
+    assert FIELDS <= set(records[0])
+    assert {(r["level_value"], r["repeat_index"]) for r in records} == {(0.0, 0), (0.0, 1), (0.5, 0), (0.5, 1)}
+    assert {r["seed"] for r in records} == {42, 43} and all(r["std_dev"] == r["level_value"] for r in records)
+    assert all(r["model_name"] == "embedded:gemma-3-270m" and 0 < r["tokens"] <= 6 for r in records)
+    log = (tmp_path / "run.log").read_text()
+    assert "[ModelActor:cpu0 CPU] unit level=0.5 rep=1 done" in log
+    assert not any(r["output"].strip() and r["output"].strip() in log for r in records)  # no generated text
+    assert run(tmp_path, config) == records  # a finished run has nothing left to do
+
+
+def test_one_and_two_actors_give_identical_records(ray_cluster, tmp_path):
+    one = run(tmp_path / "one", small_config(), cpu_actors=1)
+    two = run(tmp_path / "two", small_config(), cpu_actors=2)
+    assert {r["actor"] for r in two} == {"ModelActor:cpu0", "ModelActor:cpu1"}
+    by_key = {record_key(r): stable(r) for r in one}
+    assert {record_key(r): stable(r) for r in two} == by_key
+
+
+def test_killed_model_actor_is_replaced_and_the_run_completes(ray_cluster, tmp_path, caplog):
+    from ray.util.state import list_actors
+
+    config = small_config("max_prompts=4", "n_rep=3", "max_new_tokens=10")
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(records=run(tmp_path, config)))
+    thread.start()
+    journal = output_path(config, tmp_path).with_suffix(".json.journal")
+    actors = _wait_for(lambda: _alive(list_actors, {"ModelActor:cpu0", "ResultWriter"}))
+    _wait_for(lambda: journal.exists() and journal.stat().st_size > 0)
+    os.kill(actors["ModelActor:cpu0"], signal.SIGKILL)
+    thread.join(timeout=240)
+    records = result["records"]
+    assert len(records) == 24 == len({record_key(r) for r in records})
+    assert caplog.text.count("actor died during unit") == 1
+    assert (tmp_path / "run.log").read_text().count("loaded embedded:gemma-3-270m") == 2  # reloaded once
+
+
+def _alive(list_actors, names: set[str]) -> dict[str, int] | None:
+    found = {a.name: a.pid for a in list_actors(filters=[("state", "=", "ALIVE")]) if a.name in names}
+    return found if set(found) == names and all(found.values()) else None
+
+
+def _wait_for(condition, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise TimeoutError("condition not met")
+
+
+def test_corrupt_output_is_refused_and_left_byte_identical(ray_cluster, tmp_path):
+    config = small_config()
+    path = output_path(config, tmp_path)
+    path.write_bytes(b'[{"prompt_text": "cut by a cra')
+    with pytest.raises(CorruptOutputError, match="left untouched"):
+        run(tmp_path, config)
+    assert path.read_bytes() == b'[{"prompt_text": "cut by a cra'

@@ -1,0 +1,94 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from actors.store import CorruptOutputError, OutputLockedError, ResultStore, read_records
+from conftest import ROOT
+
+
+def key(record: dict) -> str:
+    return str(record["i"])
+
+
+def test_deduplicates_flushes_every_20_and_compacts(tmp_path):
+    path = tmp_path / "out.json"
+    store = ResultStore(path, key, flush_every=20)
+    assert store.add([{"i": i} for i in range(19)]) == 19
+    assert not store.journal.exists() or store.journal.read_text() == ""
+    assert store.add([{"i": 18}, {"i": 19}]) == 1  # the duplicate is dropped, the 20th triggers a flush
+    assert len(store.journal.read_text().splitlines()) == 20
+    store.close()
+    assert [r["i"] for r in json.loads(path.read_text())] == list(range(20))
+    assert not store.journal.exists()
+
+
+def test_resume_merges_output_and_journal(tmp_path):
+    path = tmp_path / "out.json"
+    path.write_text(json.dumps([{"i": 0}, {"i": 1}]))
+    (tmp_path / "out.json.journal").write_text('{"i": 1}\n{"i": 2}\n{"i": 3')  # last line cut by a crash
+    store = ResultStore(path, key)
+    assert store.keys == {"0", "1", "2"}
+    assert [r["i"] for r in json.loads(path.read_text())] == [0, 1, 2]  # compacted on open
+    store.close()
+
+
+def test_second_store_on_the_same_output_is_refused(tmp_path):
+    first = ResultStore(tmp_path / "out.json", key)
+    with pytest.raises(OutputLockedError, match=f"pid {os.getpid()}"):
+        ResultStore(tmp_path / "out.json", key)
+    first.close()
+    ResultStore(tmp_path / "out.json", key).close()
+
+
+@pytest.mark.parametrize("content", ['[{"i": 0}, {"i"', '{"i": 0}', "[1, 2]", "\xff\xfe"])
+def test_corrupt_output_is_refused_and_left_untouched(tmp_path, content):
+    path = tmp_path / "out.json"
+    path.write_bytes(content.encode("utf-8", "surrogateescape") if content != "\xff\xfe" else b"\xff\xfe")
+    before = path.read_bytes()
+    with pytest.raises(CorruptOutputError, match="left untouched"):
+        ResultStore(path, key)
+    assert path.read_bytes() == before
+
+
+def test_force_moves_the_old_output_aside(tmp_path):
+    path = tmp_path / "out.json"
+    path.write_text(json.dumps([{"i": 0}]))
+    store = ResultStore(path, key, force=True)
+    assert store.keys == set() and len(store.moved_aside) == 1
+    assert json.loads(store.moved_aside[0].read_text()) == [{"i": 0}]
+    store.close()
+
+
+WRITER_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {root!r})
+    from actors.store import ResultStore
+    store = ResultStore(sys.argv[1], lambda r: str(r["i"]), flush_every=20, compact_every_s=0.0)
+    i = len(store.records)
+    while True:
+        store.add([{{"i": i, "text": "x" * 2000}}])
+        i += 1
+        if not store.pending:
+            print(i, flush=True)  # every record below i is flushed
+""")
+
+
+def test_sigkill_at_any_instant_keeps_valid_json_and_every_flushed_record(tmp_path):
+    path = tmp_path / "out.json"
+    script = WRITER_SCRIPT.format(root=str(ROOT))
+    for delay in (0.3, 0.45, 0.6, 0.75, 0.9):
+        process = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        acknowledged = [int(line) for line in process.communicate()[0].split()]
+        if path.exists():
+            json.loads(path.read_text())  # never truncated
+        kept = {r["i"] for r in read_records(path)}
+        assert set(range(max(acknowledged, default=0))) <= kept
+    assert len(kept) > 100
