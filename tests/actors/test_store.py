@@ -9,7 +9,7 @@ import time
 import pytest
 
 from actors.store import CorruptOutputError, OutputLockedError, ResultStore, read_records
-from conftest import ROOT
+from tests.conftest import ROOT
 
 
 def key(record: dict) -> str:

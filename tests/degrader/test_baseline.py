@@ -6,7 +6,7 @@ import textwrap
 import pytest
 import torch
 
-from conftest import PARAGRAPH, ROOT
+from tests.conftest import PARAGRAPH, ROOT
 from degrader.baseline import Baseline
 from degrader.generation import perplexity
 from degrader.groups import resolve_group

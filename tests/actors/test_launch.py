@@ -1,0 +1,154 @@
+"""scripts/launch.py as a user runs it: real processes, real signals, a real two-node cluster."""
+
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from actors.plan import record_key
+from tests.conftest import ROOT
+from tests.actors.conftest import records_of
+
+LAUNCH = [sys.executable, str(ROOT / "scripts" / "launch.py")]
+RUN = ["--config", "dreams_it", "--gpus", "0", "--model", "embedded", "--max-prompts", "4", "--set", "n_rep=4",
+       "--set", "max_new_tokens=16", "--set", "degradation_method=mult_gauss", "--set", "min_deg=0",
+       "--set", "max_deg=0.6", "--set", "deg_steps=4"]
+OUTPUT = "outputs_mult_gauss_embedded-gemma-3-270m_2025_05_20_dreams.json"
+
+
+def launch(tmp_path: Path, *args: str, env: dict | None = None, **popen) -> subprocess.Popen:
+    command = [*LAUNCH, *args, "--results-dir", str(tmp_path / "results"), "--logs-dir", str(tmp_path / "logs")]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})}, **popen)
+
+
+def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
+    output, _ = process.communicate(timeout=timeout)
+    return process.returncode, output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--config", "dream"], "unknown config 'dream'; available: cookie_theft_it, dreams_it, iq_it"),
+    (["--config", "dreams_it", "--set", "n_rep=ten"], "--set n_rep=ten: expected int"),
+    (["--config", "cookie_theft_it", "--set", "image_filename=real_cookie_theft.png"], "does not exist"),
+    (["--config", "dreams_it", "--set", "degradation_method=ablation", "--set", "min_deg=0"], r"in [0, 1]"),
+    (["--config", "dreams_it", "--model", "random:llama-70b"], "unknown random architecture"),
+    (["--config", "dreams_it", "--gpus", "0", "--set", "load_in_4bit=true"], "load_in_4bit needs a GPU"),
+])
+def test_bad_input_is_a_clear_error_before_anything_starts(tmp_path, args, message):
+    code, output = finish(launch(tmp_path, *args), timeout=120)
+    assert code == 2 and message in output
+    assert "Ray dashboard" not in output and not (tmp_path / "results").exists()
+
+
+def test_dry_run_prints_the_plan_and_loads_nothing(tmp_path):
+    code, output = finish(launch(tmp_path, "--config", "cookie_theft_it", "--model", "random:gemma-3-4b-it",
+                                 "--dry-run"), timeout=120)
+    assert code == 0
+    assert "1000 in all, 1000 missing in 50 units" in output
+    assert "outputs_uni_quant_random-gemma-3-4b-it_2025_06_24_cookies.json" in output
+    assert "memory / actor" in output and "weights 8.01" in output
+
+
+def lock_is_free(path: Path) -> bool:
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
+
+
+def wait_for(condition, timeout: float = 180.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(what)
+
+
+def journal_lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_driver_then_the_same_command_finishes_the_run(tmp_path):
+    output = tmp_path / "results" / OUTPUT
+    journal = output.with_name(output.name + ".journal")
+    lock = output.with_name(output.name + ".lock")
+    first = launch(tmp_path, *RUN)
+    wait_for(lambda: lock.exists() and lock.read_text().startswith("pid"), what="first launch to lock its output")
+
+    code, text = finish(launch(tmp_path, *RUN), timeout=180)  # a concurrent launch of the same output
+    assert code == 1 and "another launch is writing" in text and "pid" in text
+    wait_for(lambda: journal_lines(journal) >= 20, what="first flush")
+    assert first.poll() is None, "the first launch must still be running when it is killed"
+
+    flushed = journal.read_text().splitlines()
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    wait_for(lambda: lock_is_free(lock), what="writer of the killed run to exit")
+
+    code, text = finish(launch(tmp_path, *RUN))
+    assert code == 0, text
+    records = records_of(output)
+    assert len(records) == 64 == len({record_key(r) for r in records})
+    kept = {r["timestamp"] for r in records}
+    assert all(json.loads(line)["timestamp"] in kept for line in flushed[:20])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def stop_cluster(temp_dir: Path, port: int) -> None:
+    """Kill the processes of this cluster only (`ray stop` would also stop other tests' clusters)."""
+    marks = (str(temp_dir), f":{port}", f"gcs_server_port={port}")
+    ours = [p for p in psutil.process_iter(["cmdline"])
+            if any(mark in part for part in p.info["cmdline"] or [] for mark in marks)]
+    for process in ours + [child for p in ours for child in _children(p)]:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def _children(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return process.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+@pytest.mark.slow
+def test_address_runs_on_an_existing_two_node_cluster(tmp_path):
+    port, temp_dir = free_port(), Path("/tmp") / f"ray-two-node-{os.getpid()}"
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    common = ["--num-cpus=1", "--num-gpus=0", "--object-store-memory=200000000", "--disable-usage-stats"]
+    try:
+        subprocess.run([ray_cli, "start", "--head", f"--port={port}", f"--temp-dir={temp_dir}",
+                        "--include-dashboard=false", *common], env=env, check=True, capture_output=True, timeout=120)
+        subprocess.run([ray_cli, "start", f"--address=127.0.0.1:{port}", *common], env=env, check=True,
+                       capture_output=True, timeout=120)
+        code, text = finish(launch(tmp_path, *RUN[:8], "--set", "n_rep=1", "--set", "max_new_tokens=4",
+                                   "--cpu-actors", "2", "--address", f"127.0.0.1:{port}", env=env))
+    finally:
+        stop_cluster(temp_dir, port)
+    assert code == 0, text
+    records = records_of(tmp_path / "results" / "outputs_uni_quant_embedded-gemma-3-270m_2025_05_20_dreams.json")
+    assert len(records) == 5 * 4
+    assert len({r["ray_node_id"] for r in records}) == 2
+    assert {r["actor"] for r in records} == {"ModelActor:cpu0", "ModelActor:cpu1"}
