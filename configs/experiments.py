@@ -17,7 +17,7 @@ from degrader.schedules import levels_for
 IMAGES_DIR = Path(__file__).parent / "images"
 DTYPE_NAMES = ("auto", "float16", "bfloat16", "float32")
 # Fields that change what a record contains; their hash is part of every record key.
-RESULT_FIELDS = ("model_name", "dtype", "load_in_4bit", "temperature", "do_sample", "top_k", "top_p",
+RESULT_FIELDS = ("model_name", "seed", "dtype", "load_in_4bit", "temperature", "do_sample", "top_k", "top_p",
                  "max_new_tokens", "image_enabled", "image_filename")
 
 

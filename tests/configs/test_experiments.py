@@ -59,3 +59,8 @@ def test_result_hash_follows_generation_settings():
     assert config.result_hash() == get_config("dreams_it").result_hash()
     assert config.result_hash() != config.replace(temperature=0.5).result_hash()
     assert config.result_hash() == config.replace(n_rep=3).result_hash()
+
+
+def test_another_seed_never_counts_as_done():
+    config = get_config("dreams_it")
+    assert config.result_hash() != config.replace(seed=7).result_hash()
