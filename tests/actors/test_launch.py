@@ -107,6 +107,25 @@ def test_sigkill_of_the_driver_then_the_same_command_finishes_the_run(tmp_path):
     assert all(json.loads(line)["timestamp"] in kept for line in flushed[:20])
 
 
+@pytest.mark.slow
+def test_ctrl_c_keeps_every_received_record_and_the_same_command_finishes(tmp_path):
+    output = tmp_path / "results" / OUTPUT
+    journal = output.with_name(output.name + ".journal")
+    first = launch(tmp_path, *RUN, start_new_session=True,
+                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    wait_for(lambda: journal_lines(journal) >= 20, what="first flush")
+    os.killpg(first.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole process group
+    code, text = finish(first, timeout=60)
+    assert code == 130 and "run the same command to resume" in text
+    interrupted = records_of(output)  # compacted on the way out: the journal is gone
+    assert len(interrupted) >= 20 and not journal.exists()
+    code, text = finish(launch(tmp_path, *RUN))
+    assert code == 0, text
+    records = records_of(output)
+    assert len(records) == 64 == len({record_key(r) for r in records})
+    assert interrupted == records[: len(interrupted)]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
