@@ -25,7 +25,7 @@ def options_from(args: argparse.Namespace, log_file) -> LaunchOptions:
 
 def start_ray(address: str | None, namespace: str) -> None:
     """Start a local cluster, or join `address`; print the dashboard URL."""
-    context = ray.init(address=address, namespace=namespace, include_dashboard=True,
+    context = ray.init(address=address, namespace=namespace, include_dashboard=None,
                        logging_level=logging.WARNING)
     url = context.dashboard_url
     logger.info("Ray dashboard: %s", f"http://{url}" if url else "not running (install ray[default])")

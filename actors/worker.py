@@ -18,9 +18,11 @@ from actors.records import make_record, sampling_seed
 from actors.vram import BatchSizer, VramMonitor
 from configs.experiments import ExperimentConfig
 from degrader.baseline import Baseline
-from degrader.generation import SamplingParams, generate, perplexity
+from degrader import memory
+from degrader.generation import SamplingParams, encode, generate, perplexity
 from degrader.groups import resolve_group
 from degrader.models import LoadedModel, load_model
+from degrader.static_decode import StaticDecoder, bucket
 
 logger = logging.getLogger(__name__)
 Emit = Callable[[list[dict]], None]
@@ -39,11 +41,16 @@ class UnitReport:
 class ModelWorker:
     """One loaded model with its own CPU baseline of the tensors it degrades."""
 
-    def __init__(self, config: ExperimentConfig, device: torch.device, name: str, provenance: dict | None = None):
+    def __init__(self, config: ExperimentConfig, device: torch.device, name: str, provenance: dict | None = None,
+                 static: bool | None = None, ignore_eos: bool = False):
         self.config, self.device, self.name = config, device, name
         self.provenance = provenance or {}  # where the records were made (e.g. the Ray node)
+        self.static = device.type == "cuda" if static is None else static  # compiled static decoding
+        self.params = SamplingParams(config.max_new_tokens, config.do_sample, config.temperature, config.top_k,
+                                     config.top_p, ignore_eos)
         self.loaded: LoadedModel | None = None
         self.baseline: Baseline | None = None
+        self.decoders: dict[int, StaticDecoder] = {}
 
     def load(self) -> dict:
         """Load the model and snapshot the baseline of its parameter group; returns the description."""
@@ -53,11 +60,30 @@ class ModelWorker:
         targets = resolve_group(self.loaded.model, cfg.param_group_name)
         self.baseline = Baseline(targets)
         self.image = Image.open(cfg.image_path).convert("RGB") if cfg.image_enabled else None
-        self.sizer = BatchSizer(cfg.max_batch_size, VramMonitor(self.device))
+        texts = [p.text for p in cfg.prompts]
+        self.prompt_length = encode(self.loaded, texts, self.image)["input_ids"].shape[1]
+        self.sizer = BatchSizer(self._first_batch_size(len(texts)), VramMonitor(self.device))
         logger.info("loaded %s on %s in %.1fs: group %s = %d tensors, baseline %.1f MB", self.loaded.name,
                     self.device, time.perf_counter() - started, cfg.param_group_name, len(targets),
                     self.baseline.nbytes / 1e6)
         return self.loaded.description
+
+    def _first_batch_size(self, n_prompts: int) -> int:
+        """The most prompts that fit: the config's cap, and on a GPU its free memory."""
+        cap = min(self.config.max_batch_size, n_prompts)
+        if self.device.type != "cuda":
+            return cap
+        free, _ = torch.cuda.mem_get_info(self.device)
+        sequence = bucket(self.prompt_length) + self.config.max_new_tokens
+        return max(1, min(cap, memory.max_batch(self.loaded.model.config, self.loaded.model.dtype, free, sequence)))
+
+    def decoder(self, batch_size: int) -> StaticDecoder | None:
+        """The compiled static decoder for `batch_size` rows (built once), or None for eager decoding."""
+        if not self.static:
+            return None
+        if batch_size not in self.decoders:
+            self.decoders[batch_size] = StaticDecoder(self.loaded.model, batch_size, self.prompt_length, self.params)
+        return self.decoders[batch_size]
 
     def run_unit(self, unit: Unit, emit: Emit) -> UnitReport:
         """Restore, degrade with the unit's seed, generate the unit's prompts batch by batch."""
@@ -68,10 +94,11 @@ class ModelWorker:
         runtime = {"actor": self.name, "device": str(self.device), **self.provenance}
         if self.config.compute_perplexity:
             runtime["perplexity"] = perplexity(self.loaded, self.config.perplexity_text)
-        records, tokens = self._generate_all(unit, runtime, emit)
+        records, tokens = self.generate_unit(unit, runtime, emit)
         return UnitReport(unit, records, tokens, time.perf_counter() - started)
 
-    def _generate_all(self, unit: Unit, runtime: dict, emit: Emit) -> tuple[int, int]:
+    def generate_unit(self, unit: Unit, runtime: dict, emit: Emit) -> tuple[int, int]:
+        """Generate the unit's prompts batch by batch (weights already degraded); returns records, tokens."""
         pending, records, tokens = list(unit.prompt_ids), 0, 0
         while pending:
             batch = pending[: self.sizer.size]
@@ -87,10 +114,10 @@ class ModelWorker:
     def _generate_batch(self, unit: Unit, prompt_ids: list[int]):
         cfg = self.config
         prompts = [cfg.prompts[i] for i in prompt_ids]
-        params = SamplingParams(cfg.max_new_tokens, cfg.do_sample, cfg.temperature, cfg.top_k, cfg.top_p)
         seeds = [sampling_seed(cfg, unit.repeat_index, p) for p in prompts]
         try:
-            return generate(self.loaded, [p.text for p in prompts], params, seeds, self.image)
+            return generate(self.loaded, [p.text for p in prompts], self.params, seeds, self.image,
+                            self.decoder(self.sizer.size))
         except torch.OutOfMemoryError:
             if len(prompt_ids) == 1:
                 raise

@@ -81,7 +81,8 @@ def encode(loaded: LoadedModel, prompts: Sequence[str], image: Any = None) -> di
     return {key: value.to(loaded.device) for key, value in batch.items()}
 
 
-def choose_tokens(logits: torch.Tensor, params: SamplingParams, row_seeds: torch.Tensor, step: int) -> torch.Tensor:
+def choose_tokens(logits: torch.Tensor, params: SamplingParams, row_seeds: torch.Tensor,
+                  step: int | torch.Tensor) -> torch.Tensor:
     """Next token per row: argmax, or Gumbel-max sampling after temperature, top-k and top-p."""
     if not params.do_sample:
         return logits.argmax(dim=-1)
@@ -130,14 +131,20 @@ def decode(model, inputs: dict[str, torch.Tensor], params: SamplingParams, row_s
 
 
 def generate(loaded: LoadedModel, prompts: Sequence[str], params: SamplingParams,
-             row_seeds: Sequence[int], image: Any = None) -> list[Generation]:
-    """Generate for a batch of prompts; row i samples from its own stream `row_seeds[i]`."""
+             row_seeds: Sequence[int], image: Any = None, decoder=None) -> list[Generation]:
+    """Generate for a batch of prompts; row i samples from its own stream `row_seeds[i]`.
+
+    `decoder` (a `static_decode.StaticDecoder` built for `params`) selects the static, compiled path.
+    """
     start = time.perf_counter()
     inputs = encode(loaded, prompts, image)
     seeds = torch.tensor(list(row_seeds), dtype=torch.int64, device=loaded.device)
     stop_ids = stop_token_ids(loaded)
     pad_id = loaded.tokenizer.pad_token_id
-    new_tokens = decode(loaded.model, inputs, params, seeds, stop_ids, pad_id).cpu()
+    if decoder is not None:
+        new_tokens = decoder.decode(inputs, seeds, stop_ids, pad_id).cpu()
+    else:
+        new_tokens = decode(loaded.model, inputs, params, seeds, stop_ids, pad_id).cpu()
     duration = time.perf_counter() - start
     tokens_in = inputs["attention_mask"].sum(dim=-1).tolist()
     return [_result(loaded, row, n_in, stop_ids, pad_id, duration, len(prompts), params.ignore_eos)

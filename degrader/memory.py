@@ -50,3 +50,10 @@ def estimate(config, dtype: torch.dtype, batch: int, sequence: int) -> MemoryEst
         logits=4 * batch * text.vocab_size * 2,
         activations=prefill_activations,
     )
+
+
+def max_batch(config, dtype: torch.dtype, free_bytes: int, sequence: int, headroom: float = 0.8) -> int:
+    """How many sequences of `sequence` tokens fit in `headroom` of `free_bytes` (weights already loaded)."""
+    one = estimate(config, dtype, 1, sequence)
+    per_sequence = one.kv_cache + one.logits + one.activations
+    return int(headroom * free_bytes // per_sequence)

@@ -43,11 +43,12 @@ def hash32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 16)
 
 
-def uniform_from_counter(row_seeds: torch.Tensor, step: int, token_ids: torch.Tensor) -> torch.Tensor:
+def uniform_from_counter(row_seeds: torch.Tensor, step: int | torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
     """Uniform floats in (0, 1), shape of `token_ids` [B, K], one stream per row seed [B].
 
     u = (hash(row_seed, step, token_id) >> 8 + 0.5) / 2**24: a pure function of its three
     inputs, so a row draws the same numbers whatever batch it is in and on whatever device.
+    `step` may be a tensor, so a compiled decode step does not recompile at every step.
     """
     low, high = row_seeds & _MASK32, (row_seeds >> 32) & _MASK32
     key = hash32(hash32(low) ^ high)

@@ -1,0 +1,103 @@
+"""Static-shape decoding: a KV cache of fixed size and a compiled decode step, built once per model.
+
+Every batch is padded to `batch_size` rows and every prompt left-padded to `prompt_length` tokens,
+so all units of an experiment share one shape: the decode step compiles (torch.compile with CUDA
+graphs, "reduce-overhead") once per actor, not once per unit. Weights are only ever changed in
+place (baseline restore, degradation), so the captured graphs stay valid across units. Rows and
+tokens are chosen exactly as in `generation.decode`: the two paths give the same tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from degrader.generation import SamplingParams, cache_argument, choose_tokens
+
+STOP_CHECK_EVERY = 16  # steps between host syncs that test whether every row has stopped
+LENGTH_BUCKET = 64
+
+
+def bucket(length: int, size: int = LENGTH_BUCKET) -> int:
+    """`length` rounded up to a multiple of `size` (prompt lengths share a few shapes)."""
+    return -(-length // size) * size
+
+
+def static_cache(config, length: int):
+    """A StaticCache of `length` tokens; plain (full) layers where the sliding window never fills.
+
+    transformers' sliding-window static layer tracks its length in a Python int, which makes
+    torch.compile recompile at every step; while `length` <= the window the window never truncates,
+    so a full static layer is equivalent and compiles once.
+    """
+    from transformers import StaticCache
+    from transformers.cache_utils import StaticLayer
+
+    cache = StaticCache(config=config, max_cache_len=length)
+    window = getattr(config.get_text_config(decoder=True), "sliding_window", None)
+    if window is None or length <= window:
+        cache.layers = [StaticLayer(max_cache_len=length) for _ in cache.layers]
+    return cache
+
+
+class StaticDecoder:
+    """Decodes batches of at most `batch_size` rows with prompts of at most `prompt_length` tokens."""
+
+    def __init__(self, model, batch_size: int, prompt_length: int, params: SamplingParams, compile: bool = True):
+        self.model, self.batch_size, self.params = model, batch_size, params
+        self.prompt_length = bucket(prompt_length)
+        self.cache = static_cache(model.config, self.prompt_length + params.max_new_tokens)
+        self.cache_key = cache_argument(model)
+        self.step_fn = torch.compile(self._step, mode="reduce-overhead", dynamic=False) if compile else self._step
+
+    def _step(self, token, positions, cache_position, mask, row_seeds, step):
+        logits = self.model(input_ids=token, position_ids=positions, cache_position=cache_position,
+                            attention_mask=mask, use_cache=True, **{self.cache_key: self.cache}).logits
+        return choose_tokens(logits[:, -1], self.params, row_seeds, step)
+
+    def pad(self, inputs: dict[str, torch.Tensor], row_seeds: torch.Tensor) -> tuple[dict, torch.Tensor]:
+        """Left-pad to prompt_length and repeat the last row up to batch_size."""
+        rows, length = inputs["input_ids"].shape
+        if rows > self.batch_size or length > self.prompt_length:
+            raise ValueError(f"batch {rows}x{length} exceeds the decoder's {self.batch_size}x{self.prompt_length}")
+        padded = {}
+        for key, value in inputs.items():
+            if value.dim() == 2 and value.shape[1] == length:  # token-aligned: ids, mask, token types
+                value = torch.nn.functional.pad(value, (self.prompt_length - length, 0), value=0)
+            padded[key] = torch.cat([value, value[-1:].expand(self.batch_size - rows, *value.shape[1:])])
+        seeds = torch.cat([row_seeds, row_seeds[-1:].expand(self.batch_size - rows)])
+        return padded, seeds
+
+    @torch.inference_mode()
+    def decode(self, inputs: dict[str, torch.Tensor], row_seeds: torch.Tensor, stop_ids: Sequence[int],
+               pad_id: int) -> torch.Tensor:
+        """New token ids [rows, T] for the real rows, padded with `pad_id` after they stop."""
+        rows = inputs["input_ids"].shape[0]
+        inputs, seeds = self.pad(inputs, row_seeds)
+        self.cache.reset()
+        mask = torch.nn.functional.pad(inputs["attention_mask"], (0, self.params.max_new_tokens), value=1)
+        positions = (inputs["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+        logits = self.model(**{**inputs, "attention_mask": mask[:, : self.prompt_length]}, position_ids=positions,
+                            use_cache=True, logits_to_keep=1, **{self.cache_key: self.cache}).logits
+        token = choose_tokens(logits[:, -1], self.params, seeds, 0)
+        return self._loop(token, positions[:, -1:], mask, seeds, stop_ids, pad_id)[:rows]
+
+    def _loop(self, token, position, mask, seeds, stop_ids, pad_id) -> torch.Tensor:
+        stops = torch.tensor(list(stop_ids), device=token.device)
+        finished = torch.zeros_like(token, dtype=torch.bool)
+        steps = []
+        for step in range(self.params.max_new_tokens):
+            token = token.masked_fill(finished, pad_id)
+            steps.append(token)
+            if not self.params.ignore_eos:
+                finished = finished | torch.isin(token, stops)
+            if step + 1 == self.params.max_new_tokens:
+                break
+            if (step + 1) % STOP_CHECK_EVERY == 0 and bool(finished.all()):
+                break
+            position = position + 1
+            cache_position = torch.full((1,), self.prompt_length + step, device=token.device)
+            token = self.step_fn(token[:, None], position, cache_position, mask, seeds,
+                                 torch.tensor(step + 1, device=token.device)).clone()
+        return torch.stack(steps, dim=1)
