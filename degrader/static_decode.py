@@ -84,7 +84,12 @@ class StaticDecoder:
         return self._loop(token, positions[:, -1:], mask, seeds, stop_ids, pad_id)[:rows]
 
     def _loop(self, token, position, mask, seeds, stop_ids, pad_id) -> torch.Tensor:
-        stops = torch.tensor(list(stop_ids), device=token.device)
+        # Step indices and cache positions live on the device: no host-to-device copy (and so no
+        # implicit sync) per step, so the CPU queues step k+1 while the GPU runs step k.
+        device = token.device
+        stops = torch.tensor(list(stop_ids), device=device)
+        step_ids = torch.arange(self.params.max_new_tokens + 1, device=device)
+        cache_positions = step_ids + self.prompt_length
         finished = torch.zeros_like(token, dtype=torch.bool)
         steps = []
         for step in range(self.params.max_new_tokens):
@@ -94,10 +99,9 @@ class StaticDecoder:
                 finished = finished | torch.isin(token, stops)
             if step + 1 == self.params.max_new_tokens:
                 break
-            if (step + 1) % STOP_CHECK_EVERY == 0 and bool(finished.all()):
+            if (step + 1) % STOP_CHECK_EVERY == 0 and not self.params.ignore_eos and bool(finished.all()):
                 break
             position = position + 1
-            cache_position = torch.full((1,), self.prompt_length + step, device=token.device)
-            token = self.step_fn(token[:, None], position, cache_position, mask, seeds,
-                                 torch.tensor(step + 1, device=token.device)).clone()
+            token = self.step_fn(token[:, None], position, cache_positions[step: step + 1], mask, seeds,
+                                 step_ids[step + 1]).clone()
         return torch.stack(steps, dim=1)

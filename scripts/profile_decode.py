@@ -1,0 +1,76 @@
+"""Where a decode step's time goes on the GPU: compiled step, sampling, loop overhead, top kernels.
+
+    TORCH_LOGS=perf_hints,graph_breaks python scripts/profile_decode.py [--model random:gemma-3-4b-it]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from actors.plan import Unit  # noqa: E402
+from actors.worker import ModelWorker  # noqa: E402
+from configs.experiments import apply_overrides, get_config  # noqa: E402
+
+
+def step_time(fn, repeats: int = 50) -> float:
+    """Median milliseconds of fn() between CUDA syncs."""
+    times = []
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        times.append(1e3 * (time.perf_counter() - started))
+    return sorted(times)[len(times) // 2]
+
+
+@torch.inference_mode()
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="random:gemma-3-4b-it")
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    args = parser.parse_args()
+    config = apply_overrides(get_config("dreams_it"), [f"model_name={args.model}", "param_group_name=mlp_only",
+                                                       f"max_new_tokens={args.max_new_tokens}"])
+    worker = ModelWorker(config, torch.device("cuda"), "profile", ignore_eos=True)
+    worker.load()
+    unit = Unit(config.levels[0], 0, tuple(range(len(config.prompts))))
+    started = time.perf_counter()
+    worker.generate_unit(unit, {}, lambda records: None)
+    print(f"first unit (compile) {time.perf_counter() - started:.1f}s; attention {worker.loaded.model.config._attn_implementation}")
+    decoder = worker.decoder(worker.sizer.size)
+    rows = decoder.batch_size
+    token = torch.zeros(rows, 1, dtype=torch.long, device="cuda")
+    position = torch.full((rows, 1), 30, device="cuda")
+    cache_position = torch.full((1,), decoder.prompt_length, device="cuda")
+    mask = torch.ones(rows, decoder.prompt_length + config.max_new_tokens, dtype=torch.long, device="cuda")
+    seeds = torch.arange(rows, device="cuda")
+    step = torch.tensor(1, device="cuda")
+    def rewind():  # keep the static cache at the same length, so repeated steps stay in bounds
+        for layer in decoder.cache.layers:
+            layer.cumulative_length.fill_(decoder.prompt_length)
+
+    rewind_ms = step_time(rewind)
+    compiled = step_time(lambda: (rewind(), decoder.step_fn(token, position, cache_position, mask, seeds, step)))
+    eager = step_time(lambda: (rewind(), decoder._step(token, position, cache_position, mask, seeds, step)), repeats=10)
+    unit_ms = step_time(lambda: worker.generate_unit(unit, {}, lambda records: None), repeats=3)
+    print(f"rows {rows}: compiled step {compiled:.2f} ms, eager step {eager:.2f} ms (each with a "
+          f"{rewind_ms:.2f} ms cache rewind), "
+          f"whole unit {unit_ms:.0f} ms = {unit_ms / config.max_new_tokens:.2f} ms per new token")
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA, torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(5):
+            rewind()
+            decoder.step_fn(token, position, cache_position, mask, seeds, step)
+        torch.cuda.synchronize()
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=70))
+
+
+if __name__ == "__main__":
+    main()
