@@ -42,7 +42,8 @@ class ModelWorker:
     """One loaded model with its own CPU baseline of the tensors it degrades."""
 
     def __init__(self, config: ExperimentConfig, device: torch.device, name: str, provenance: dict | None = None,
-                 static: bool | None = None, ignore_eos: bool = False):
+                 static: bool | None = None, ignore_eos: bool = False, attention: str | None = None,
+                 compile_mode: str = "reduce-overhead"):
         self.config, self.device, self.name = config, device, name
         self.provenance = provenance or {}  # where the records were made (e.g. the Ray node)
         self.static = device.type == "cuda" if static is None else static  # compiled static decoding
@@ -51,12 +52,16 @@ class ModelWorker:
         self.loaded: LoadedModel | None = None
         self.baseline: Baseline | None = None
         self.decoders: dict[int, StaticDecoder] = {}
+        self.attention = attention  # attention implementation override (None: the model's default)
+        self.compile_mode = compile_mode
 
     def load(self) -> dict:
         """Load the model and snapshot the baseline of its parameter group; returns the description."""
         started = time.perf_counter()
         cfg = self.config
         self.loaded = load_model(cfg.model_name, cfg.dtype, self.device, cfg.load_in_4bit)
+        if self.attention:
+            self.loaded.model.set_attn_implementation(self.attention)
         targets = resolve_group(self.loaded.model, cfg.param_group_name)
         self.baseline = Baseline(targets)
         self.image = Image.open(cfg.image_path).convert("RGB") if cfg.image_enabled else None
@@ -82,7 +87,8 @@ class ModelWorker:
         if not self.static:
             return None
         if batch_size not in self.decoders:
-            self.decoders[batch_size] = StaticDecoder(self.loaded.model, batch_size, self.prompt_length, self.params)
+            self.decoders[batch_size] = StaticDecoder(self.loaded.model, batch_size, self.prompt_length, self.params,
+                                                      mode=self.compile_mode)
         return self.decoders[batch_size]
 
     def run_unit(self, unit: Unit, emit: Emit) -> UnitReport:

@@ -44,12 +44,13 @@ def static_cache(config, length: int):
 class StaticDecoder:
     """Decodes batches of at most `batch_size` rows with prompts of at most `prompt_length` tokens."""
 
-    def __init__(self, model, batch_size: int, prompt_length: int, params: SamplingParams, compile: bool = True):
+    def __init__(self, model, batch_size: int, prompt_length: int, params: SamplingParams, compile: bool = True,
+                 mode: str = "reduce-overhead"):
         self.model, self.batch_size, self.params = model, batch_size, params
         self.prompt_length = bucket(prompt_length)
         self.cache = static_cache(model.config, self.prompt_length + params.max_new_tokens)
         self.cache_key = cache_argument(model)
-        self.step_fn = torch.compile(self._step, mode="reduce-overhead", dynamic=False) if compile else self._step
+        self.step_fn = torch.compile(self._step, mode=mode, dynamic=False) if compile else self._step
 
     def _step(self, token, positions, cache_position, mask, row_seeds, step):
         logits = self.model(input_ids=token, position_ids=positions, cache_position=cache_position,

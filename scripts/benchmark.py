@@ -41,6 +41,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=350)
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--attention", help="attention implementation of the fast path (e.g. eager, sdpa)")
+    parser.add_argument("--compile-mode", default="reduce-overhead", help="torch.compile mode of the decode step")
     parser.add_argument("--full", action="store_true", help="also run the full dreams_it (5 levels x 10 reps)")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     return parser.parse_args()
@@ -119,13 +121,15 @@ def main() -> None:
         f"model_name={spec}", f"param_group_name={args.group}", f"degradation_method={args.method}",
         f"max_new_tokens={args.max_new_tokens}", "min_deg=0", "max_deg=0.5"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    worker = ModelWorker(config, device, "benchmark", ignore_eos=True)
+    worker = ModelWorker(config, device, "benchmark", ignore_eos=True, attention=args.attention,
+                         compile_mode=args.compile_mode)
     load_s = timed(worker.load)
     rows = worker.sizer.size
     units = [Unit(level, r, tuple(range(len(config.prompts)))) for level in args.levels for r in range(args.reps)]
     sequence = bucket(worker.prompt_length) + config.max_new_tokens
     limit, gpu, bandwidth = bandwidth_limit(worker, rows, sequence)
     report = {"gpu": gpu, "model": spec, "dtype": str(worker.loaded.model.dtype), "batch": rows,
+              "attention": worker.loaded.model.config._attn_implementation, "compile_mode": args.compile_mode,
               "prompt_length": worker.prompt_length, "new_tokens": config.max_new_tokens, "load_s": round(load_s, 1),
               "bandwidth_limit_tokens_per_s": round(limit), "datasheet_bandwidth": bandwidth}
     results = []
