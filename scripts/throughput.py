@@ -1,0 +1,30 @@
+"""Throughput of a finished run from its records: tokens per second between the first and last batch.
+
+    python scripts/throughput.py results/outputs_....json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+
+def seconds(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+def main() -> None:
+    records = json.loads(Path(sys.argv[1]).read_text())
+    starts = [seconds(r["timestamp"]) - r["duration"] for r in records]
+    ends = [seconds(r["timestamp"]) for r in records]
+    span = max(ends) - min(starts)
+    tokens = sum(r["tokens"] for r in records)
+    actors = sorted({r["actor"] for r in records})
+    print(json.dumps({"records": len(records), "tokens": tokens, "generation_span_s": round(span, 1),
+                      "tokens_per_s": round(tokens / span, 1), "actors": actors}))
+
+
+if __name__ == "__main__":
+    main()
