@@ -46,7 +46,8 @@ class ModelWorker:
                  compile_mode: str = "reduce-overhead"):
         self.config, self.device, self.name = config, device, name
         self.provenance = provenance or {}  # where the records were made (e.g. the Ray node)
-        self.static = device.type == "cuda" if static is None else static  # compiled static decoding
+        # compiled static decoding on GPUs; bitsandbytes 4-bit layers run eager
+        self.static = (device.type == "cuda" and not config.load_in_4bit) if static is None else static
         self.params = SamplingParams(config.max_new_tokens, config.do_sample, config.temperature, config.top_k,
                                      config.top_p, ignore_eos)
         self.loaded: LoadedModel | None = None

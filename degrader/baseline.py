@@ -14,6 +14,7 @@ import torch
 
 from degrader.groups import Target
 from degrader.methods import get_method
+from degrader.quantized import apply_4bit, is_4bit, state_tensors
 from degrader.seeding import generator_for
 
 
@@ -22,7 +23,8 @@ class Baseline:
 
     def __init__(self, targets: Sequence[Target]):
         self.targets = list(targets)
-        self.saved = [_cpu_copy(target.tensor) for target in self.targets]
+        self.live = [tensor for target in self.targets for tensor in _stored(target.tensor)]
+        self.saved = [_cpu_copy(tensor) for tensor in self.live]
 
     @property
     def nbytes(self) -> int:
@@ -32,9 +34,9 @@ class Baseline:
     @torch.no_grad()
     def restore(self) -> None:
         """Write the snapshot back into the model (in place, so compiled graphs stay valid)."""
-        for target, saved in zip(self.targets, self.saved):
-            target.tensor.copy_(saved, non_blocking=True)
-        if any(t.tensor.is_cuda for t in self.targets):
+        for live, saved in zip(self.live, self.saved):
+            live.copy_(saved, non_blocking=True)
+        if any(t.is_cuda for t in self.live):
             torch.cuda.current_stream().synchronize()
 
     @torch.no_grad()
@@ -48,7 +50,10 @@ class Baseline:
         method.validate(level)
         for target in self.targets:
             generator = generator_for(target.tensor.device, seed, target.name)
-            method.apply(target.tensor, level, generator)
+            if is_4bit(target.tensor):
+                apply_4bit(target.tensor, lambda weights: method.apply(weights, level, generator))
+            else:
+                method.apply(target.tensor, level, generator)
 
     @contextmanager
     def degraded(self, method_name: str, level: float, seed: int) -> Iterator[None]:
@@ -59,6 +64,11 @@ class Baseline:
             yield
         finally:
             self.restore()
+
+
+def _stored(tensor: torch.Tensor) -> list[torch.Tensor]:
+    # a 4-bit weight is its packed bytes plus its quantization state; anything else is itself
+    return state_tensors(tensor) if is_4bit(tensor) else [tensor]
 
 
 def _cpu_copy(tensor: torch.Tensor) -> torch.Tensor:
