@@ -79,6 +79,15 @@ def check_spec(spec: str) -> None:
                          f"'{EMBEDDED_SPEC}' or '{RANDOM_PREFIX}gemma-3-4b-it'")
 
 
+def takes_images(spec: str) -> bool | None:
+    """Whether `spec` has a vision tower, where that is known without loading (None: only on load)."""
+    if spec == EMBEDDED_SPEC:
+        return False
+    if spec.startswith(RANDOM_PREFIX):
+        return random_models.is_multimodal(random_models.random_config(spec[len(RANDOM_PREFIX):]))
+    return None
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """The torch dtype for config value `name`; "auto" is bfloat16 on CUDA and float32 on CPU."""
     if name == "auto":

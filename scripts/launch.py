@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from configs.experiments import EXPERIMENTS, apply_overrides, get_config  # noqa: E402
-from degrader.models import check_spec  # noqa: E402
+from degrader.models import check_spec, takes_images  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,6 +53,9 @@ def build_config(args: argparse.Namespace):
         overrides.append(f"max_prompts={args.max_prompts}")
     config = apply_overrides(config, overrides)
     check_spec(config.model_name)
+    if config.image_enabled and takes_images(config.model_name) is False:
+        raise ValueError(f"{config.config_name} shows a picture but {config.model_name} has no vision tower: use a "
+                         "multimodal model (google/gemma-3-4b-it, random:gemma-3-4b-it) or --set image_enabled=false")
     if config.load_in_4bit and args.gpus == 0:
         raise ValueError("load_in_4bit needs a GPU: use --gpus >= 1 or --set load_in_4bit=false")
     for name in ("gpus", "cpu_actors"):

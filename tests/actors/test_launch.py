@@ -42,6 +42,7 @@ def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
     (["--config", "dreams_it", "--set", "degradation_method=ablation", "--set", "min_deg=0"], r"in [0, 1]"),
     (["--config", "dreams_it", "--model", "random:llama-70b"], "unknown random architecture"),
     (["--config", "dreams_it", "--gpus", "0", "--set", "load_in_4bit=true"], "load_in_4bit needs a GPU"),
+    (["--config", "cookie_theft_it", "--gpus", "0", "--model", "embedded"], "has no vision tower"),
 ])
 def test_bad_input_is_a_clear_error_before_anything_starts(tmp_path, args, message):
     code, output = finish(launch(tmp_path, *args), timeout=120)
