@@ -35,9 +35,12 @@ def _validate_sigma(level: float) -> None:
         raise ValueError(f"mult_gauss level (sigma) must be a finite number >= 0, got {level!r}")
 
 
-def _validate_probability(level: float) -> None:
-    if not (math.isfinite(level) and 0 <= level <= 1):
-        raise ValueError(f"ablation level (p) must be a probability in [0, 1], got {level!r}")
+def _probability(name: str) -> ValidateFn:
+    def validate(level: float) -> None:
+        if not (math.isfinite(level) and 0 <= level <= 1):
+            raise ValueError(f"{name} level (p) must be a probability in [0, 1], got {level!r}")
+
+    return validate
 
 
 def _validate_n_values(level: float) -> None:
@@ -72,10 +75,59 @@ def uni_quant(weight: torch.Tensor, level: float, generator: torch.Generator) ->
     weight.copy_(low + torch.round((values - low) / step) * step)
 
 
+def _selected(weight: torch.Tensor, level: float, generator: torch.Generator, size: int) -> torch.Tensor:
+    # u ~ U[0, 1) per item, drawn whatever the level: a larger p selects a superset
+    return torch.rand(size, generator=generator, device=weight.device) < level
+
+
+def mean_out(weight: torch.Tensor, level: float, generator: torch.Generator) -> None:
+    """W_ij <- mean(W) where u_ij < p, u ~ U[0, 1)."""
+    if level == 0:
+        return
+    chosen = _selected(weight, level, generator, weight.numel()).view(weight.shape)
+    weight.masked_fill_(chosen, weight.float().mean().item())
+
+
+def _permute_selected(values: torch.Tensor, chosen: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """values with the chosen entries (along dim 0) permuted among themselves."""
+    index = chosen.nonzero().squeeze(-1)
+    order = torch.randperm(index.numel(), generator=generator, device=values.device)
+    shuffled = values.clone()
+    shuffled[index] = values[index[order]]
+    return shuffled
+
+
+def shuffle_rows(weight: torch.Tensor, level: float, generator: torch.Generator) -> None:
+    """A fraction p of the rows (u_i < p) permuted among themselves."""
+    if level == 0:
+        return
+    weight.copy_(_permute_selected(weight, _selected(weight, level, generator, weight.shape[0]), generator))
+
+
+def shuffle_cols(weight: torch.Tensor, level: float, generator: torch.Generator) -> None:
+    """A fraction p of the columns (u_j < p) permuted among themselves."""
+    if level == 0:
+        return
+    chosen = _selected(weight, level, generator, weight.shape[1])
+    weight.copy_(_permute_selected(weight.t(), chosen, generator).t())
+
+
+def permute(weight: torch.Tensor, level: float, generator: torch.Generator) -> None:
+    """A fraction p of all elements (u_ij < p) permuted among themselves."""
+    if level == 0:
+        return
+    flat = weight.reshape(-1)
+    weight.copy_(_permute_selected(flat, _selected(weight, level, generator, flat.numel()), generator).view(weight.shape))
+
+
 METHODS: dict[str, Method] = {
     "mult_gauss": Method("mult_gauss", mult_gauss, _validate_sigma, "linear", "sigma", True),
-    "ablation": Method("ablation", ablation, _validate_probability, "linear", "p", True),
+    "ablation": Method("ablation", ablation, _probability("ablation"), "linear", "p", True),
     "uni_quant": Method("uni_quant", uni_quant, _validate_n_values, "geometric", "N values", False),
+    "mean_out": Method("mean_out", mean_out, _probability("mean_out"), "linear", "p", True),
+    "shuffle_rows": Method("shuffle_rows", shuffle_rows, _probability("shuffle_rows"), "linear", "p", True),
+    "shuffle_cols": Method("shuffle_cols", shuffle_cols, _probability("shuffle_cols"), "linear", "p", True),
+    "permute": Method("permute", permute, _probability("permute"), "linear", "p", True),
 }
 
 

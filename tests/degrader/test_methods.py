@@ -23,7 +23,7 @@ def test_bad_levels_raise_with_the_rule(method, level):
 
 
 def test_unknown_method_lists_the_registry():
-    with pytest.raises(ValueError, match="ablation, mult_gauss, uni_quant"):
+    with pytest.raises(ValueError, match="ablation, mean_out, mult_gauss, permute, shuffle_cols, shuffle_rows, uni_quant"):
         get_method("gaussian")
 
 
@@ -66,3 +66,41 @@ def test_draws_depend_on_seed_and_name_not_on_global_rng():
     assert torch.equal(first, degraded("mult_gauss", 0.5, weight, seed=43, name="layer.0"))
     assert not torch.equal(first, degraded("mult_gauss", 0.5, weight, seed=44, name="layer.0"))
     assert not torch.equal(first, degraded("mult_gauss", 0.5, weight, seed=43, name="layer.1"))
+
+
+@pytest.mark.parametrize("method", ["mean_out", "shuffle_rows", "shuffle_cols", "permute"])
+def test_fraction_methods_validate_and_leave_level_zero_alone(method):
+    with pytest.raises(ValueError, match=f"{method} level"):
+        validate_level(method, 1.2)
+    weight = weights()
+    assert torch.equal(degraded(method, 0.0, weight), weight)
+
+
+def test_mean_out_sets_a_nested_fraction_to_the_tensor_mean():
+    weight = weights(shape=(256, 256))
+    mean = weight.mean().item()
+    masks = {p: degraded("mean_out", p, weight) != weight for p in (0.2, 0.6)}
+    for p, mask in masks.items():
+        assert abs(mask.float().mean().item() - p) < 0.01
+        assert torch.allclose(degraded("mean_out", p, weight)[mask], torch.tensor(mean))
+    assert bool((masks[0.2] <= masks[0.6]).all())
+
+
+@pytest.mark.parametrize("method,dim", [("shuffle_rows", 0), ("shuffle_cols", 1)])
+def test_shuffles_permute_a_fraction_of_whole_rows_or_columns(method, dim):
+    weight = weights(shape=(200, 300))
+    shuffled = degraded(method, 0.5, weight)
+    lines = lambda t: t if dim == 0 else t.t()  # noqa: E731
+    moved = (lines(shuffled) != lines(weight)).any(dim=1)
+    assert 0.35 < moved.float().mean().item() <= 0.6  # selected lines that landed elsewhere
+    original = {tuple(row.tolist()) for row in lines(weight)}
+    assert {tuple(row.tolist()) for row in lines(shuffled)} == original  # same lines, new places
+    assert torch.equal(lines(shuffled)[~moved], lines(weight)[~moved])
+
+
+def test_permute_moves_a_fraction_of_elements_and_keeps_the_multiset():
+    weight = weights(shape=(128, 128))
+    permuted = degraded("permute", 0.3, weight)
+    assert torch.equal(permuted.flatten().sort().values, weight.flatten().sort().values)
+    assert 0.25 < (permuted != weight).float().mean().item() < 0.31
+    assert torch.equal(permuted, degraded("permute", 0.3, weight))  # seeded: the same twice
