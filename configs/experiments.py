@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from configs.prompts import TASK_PROMPTS, Prompt
-from degrader.groups import GROUPS
+from degrader.groups import parse_group
 from degrader.methods import METHODS, get_method
 from degrader.schedules import levels_for
 
@@ -86,8 +86,7 @@ class ExperimentConfig:
 def _check_names(config: ExperimentConfig) -> None:
     if config.prompt_group not in TASK_PROMPTS:
         raise ValueError(f"prompt_group {config.prompt_group!r} is unknown; use one of {sorted(TASK_PROMPTS)}")
-    if config.param_group_name not in GROUPS:
-        raise ValueError(f"param_group_name {config.param_group_name!r} is unknown; use one of {sorted(GROUPS)}")
+    parse_group(config.param_group_name)  # raises with the valid names and the layer-range syntax
     if config.degradation_method not in METHODS:
         raise ValueError(f"degradation_method {config.degradation_method!r} is unknown; use one of {sorted(METHODS)}")
     if config.model_variant != "it" or config.restore_strategy != "subset_in_memory":

@@ -28,6 +28,7 @@ COMPONENT_PATHS: dict[str, tuple[str, ...]] = {
     "down": ("mlp.down_proj", "mlp.c_proj"),
 }
 FUSED_QKV_PATHS = ("attn.c_attn",)  # GPT-2 Conv1D, weight [in, 3 * hidden] = [q | k | v]
+WHOLE_MODEL_PARTS_NAMES = ("embed", "vision")
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,28 @@ GROUPS: dict[str, GroupSpec] = {
     "mlp_only": GroupSpec(("gate", "up", "down"), "gate, up and down projections of every language-model layer"),
     "embed_only": GroupSpec(("embed",), "token embedding (tied to the output head in Gemma)"),
     "vision_tower": GroupSpec(("vision",), "every weight matrix of the vision tower and projector"),
+    **{f"attn_{c}": GroupSpec((c,), f"{c} projection of every language-model layer") for c in ("q", "k", "v", "o")},
+    **{f"mlp_{c}": GroupSpec((c,), f"{c} projection of every language-model layer") for c in ("gate", "up", "down")},
 }
+_TARGETED = re.compile(r"^(?P<name>[a-z_]+)(?:\[(?P<start>-?\d*):(?P<stop>-?\d*)\])?$")
+
+
+def parse_group(text: str) -> tuple[GroupSpec, slice]:
+    """`attn_only`, or a group narrowed to a layer range: `attn_v[0:12]`, `mlp_down[20:]`, `mlp_only[-4:]`."""
+    match = _TARGETED.match(text)
+    if not match or match["name"] not in GROUPS:
+        raise ValueError(f"unknown parameter group {text!r}; available: {', '.join(sorted(GROUPS))}, each "
+                         "optionally narrowed to a layer range as NAME[start:stop], e.g. attn_v[0:12]")
+    spec = GROUPS[match["name"]]
+    layers = slice(*(int(match[k]) if match[k] else None for k in ("start", "stop")))
+    if match["start"] is not None and any(c in WHOLE_MODEL_PARTS_NAMES for c in spec.components):
+        raise ValueError(f"{match['name']} is not made of layers: a layer range applies to attn_* and mlp_* groups")
+    return spec, layers
 
 
 def get_group(name: str) -> GroupSpec:
-    """The registered group `name`; an unknown name raises and lists the valid ones."""
-    if name not in GROUPS:
-        raise ValueError(f"unknown parameter group {name!r}; available: {', '.join(sorted(GROUPS))}")
-    return GROUPS[name]
+    """The group `name` names (with or without a layer range); an unknown name raises and lists the valid ones."""
+    return parse_group(name)[0]
 
 
 def is_vision(name: str) -> bool:
@@ -126,17 +141,22 @@ WHOLE_MODEL_PARTS = {"embed": _embedding, "vision": _vision}
 
 def resolve_group(model: nn.Module, name: str) -> list[Target]:
     """The tensors of group `name` in `model`, layer by layer; a group that matches nothing raises."""
-    spec = get_group(name)
+    spec, layers = parse_group(name)
     targets = [t for part in spec.components if part in WHOLE_MODEL_PARTS for t in WHOLE_MODEL_PARTS[part](model)]
     components = [part for part in spec.components if part in COMPONENT_PATHS]
     if components:
-        targets += _layer_targets(model, components)
+        targets += _layer_targets(model, components, layers)
     if not targets:
         raise ValueError(f"parameter group {name!r} ({spec.description}) matches nothing in "
                          f"{type(model).__name__}; {_found_summary(model)}")
     return targets
 
 
-def _layer_targets(model: nn.Module, components: list[str]) -> list[Target]:
-    found = [_layer_component(n, layer, c) for n, layer in language_layers(model) for c in components]
+def _layer_targets(model: nn.Module, components: list[str], layers: slice) -> list[Target]:
+    everything = language_layers(model)
+    chosen = everything[layers]
+    if not chosen:
+        raise ValueError(f"layer range [{layers.start}:{layers.stop}] selects none of the {len(everything)} "
+                         "language-model layers")
+    found = [_layer_component(n, layer, c) for n, layer in chosen for c in components]
     return [target for target in found if target is not None]

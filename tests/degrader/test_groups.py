@@ -68,7 +68,7 @@ def test_gpt2_value_is_a_view_of_the_fused_conv1d():
 
 
 def test_unknown_group_lists_the_registry(gemma_4b_meta):
-    with pytest.raises(ValueError, match="attn_only, embed_only, mlp_only"):
+    with pytest.raises(ValueError, match="attn_only, attn_q, attn_v, embed_only, mlp_down, mlp_gate"):
         resolve_group(gemma_4b_meta, "attention")
 
 
@@ -84,3 +84,23 @@ def test_group_matching_nothing_lists_what_was_found():
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=16))
     with pytest.raises(ValueError, match=r"matches nothing.*transformer\.h\.0"):
         resolve_group(model, "vision_tower")
+
+
+@pytest.mark.parametrize("name,count,first,last", [
+    ("attn_v[0:12]", 12, "layers.0.self_attn.v_proj", "layers.11.self_attn.v_proj"),
+    ("mlp_down[20:]", 14, "layers.20.mlp.down_proj", "layers.33.mlp.down_proj"),
+    ("attn_q", 34, "layers.0.self_attn.q_proj", "layers.33.self_attn.q_proj"),
+    ("mlp_only[-2:]", 6, "layers.32.mlp.gate_proj", "layers.33.mlp.down_proj"),
+    ("attn_o[5:6]", 1, "layers.5.self_attn.o_proj", "layers.5.self_attn.o_proj"),
+])
+def test_targeted_groups_resolve_to_the_expected_tensors(gemma_4b_meta, name, count, first, last):
+    targets = resolve_group(gemma_4b_meta, name)
+    assert len(targets) == count
+    assert f".language_model.{first}.weight" in targets[0].name and f".language_model.{last}.weight" in targets[-1].name
+
+
+@pytest.mark.parametrize("name,message", [("attn_x[0:2]", "NAME\\[start:stop\\]"), ("attn_v[40:]", "selects none of the 34"),
+                                          ("embed_only[0:3]", "not made of layers"), ("attn_v[0-3]", "unknown")])
+def test_bad_targets_are_clear_errors(gemma_4b_meta, name, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_group(gemma_4b_meta, name)
