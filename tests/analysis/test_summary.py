@@ -1,0 +1,70 @@
+import csv
+import json
+
+import pytest
+
+from analysis.metrics import distinct, is_correct, repetition
+from analysis.summary import load, summarize
+from scripts.summarize import main as summarize_main
+
+
+def test_text_metrics_by_hand():
+    assert distinct("a b a b", 1) == 0.5
+    assert distinct("A b, a B!", 2) == pytest.approx(2 / 3)
+    assert repetition("a b c d a b c d") == pytest.approx(0.2)  # 5 four-grams, 4 distinct
+    assert distinct("", 1) == 0.0 and repetition("a b c") == 0.0
+
+
+@pytest.mark.parametrize("output,answer,right", [
+    ("The answer is 96.", "96", True), ("It is 4.0", "4", True), ("I think 3.", "4", False),
+    ("Yes, all cats are floms.", "yes", True), ("No, we cannot conclude that; yes is wrong.", "yes", False),
+    ("The capital of France is Paris.", "Paris", True), ("London", "Paris", False), ("", "4", False),
+])
+def test_answer_scoring_rule(output, answer, right):
+    assert is_correct(output, answer) is right
+
+
+def record(level, rep, output, tokens, category="math", answer="4", prompt="q1"):
+    return {"degradation_method": "mult_gauss", "param_group_name": "attn_only", "level_value": level,
+            "repeat_index": rep, "prompt_text": prompt, "model_name": "m", "settings_hash": "h", "output": output,
+            "tokens": tokens, "prompt_category": category, "answer_key": answer}
+
+
+FIXTURE = [
+    record(0.0, 0, "It is 4", 3), record(0.0, 0, "yes it is", 5, "logic", "yes", "q2"),
+    record(0.0, 1, "4 of course", 5), record(0.0, 1, "no", 1, "logic", "yes", "q2"),
+    record(0.5, 0, "", 10), record(0.5, 1, "seven seven seven seven seven", 20),
+]
+
+
+def test_summary_numbers_by_hand(tmp_path):
+    path = tmp_path / "out.json"
+    path.write_text(json.dumps(FIXTURE + [FIXTURE[0]]))  # a duplicate is counted once
+    records, notes = load([path])
+    low, high = summarize(records)
+    assert (low["level"], low["n"], low["repetitions"]) == (0.0, 4, 2)
+    assert low["tokens"] == pytest.approx(3.5)  # repetition means 4 and 3
+    assert low["tokens_spread"] == pytest.approx(0.5)
+    assert low["accuracy_math"] == 1.0 and low["accuracy_logic"] == 0.5
+    assert (high["n"], high["empty_rate"], high["tokens"], high["tokens_spread"]) == (2, 0.5, 15, 5)
+    assert high["repetition"] == pytest.approx(0.25)  # rep 0 empty: 0; rep 1: 2 four-grams, 1 distinct: 0.5
+    assert high["accuracy_math"] == 0.0 and notes == []
+
+
+def test_partial_file_is_summarized_and_flagged(tmp_path):
+    path = tmp_path / "out.json"
+    path.write_text(json.dumps(FIXTURE[:2]))
+    (tmp_path / "out.json.journal").write_text("".join(json.dumps(r) + "\n" for r in FIXTURE[2:4]))
+    records, notes = load([path])
+    assert len(records) == 4 and "partial" in notes[0]
+
+
+def test_script_writes_csv_markdown_and_plots(tmp_path):
+    path = tmp_path / "out.json"
+    path.write_text(json.dumps(FIXTURE))
+    assert summarize_main([str(path), "--out", str(tmp_path / "summary")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "summary" / "summary.csv")))
+    assert [r["level"] for r in rows] == ["0.0", "0.5"]
+    assert "| mult_gauss | attn_only | 0.5 | 2 |" in (tmp_path / "summary" / "summary.md").read_text()
+    assert (tmp_path / "summary" / "tokens.png").stat().st_size > 1000
+    assert (tmp_path / "summary" / "accuracy_math.png").exists()
