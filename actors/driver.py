@@ -65,24 +65,37 @@ def local_pin() -> NodeAffinitySchedulingStrategy:
 
 def run_experiment(config: ExperimentConfig, options: LaunchOptions) -> dict:
     """Run every missing (unit, prompt) of `config`; returns a summary. Ray must be initialised."""
+    return run_sweep([config], options)[0]
+
+
+def run_sweep(configs: list[ExperimentConfig], options: LaunchOptions) -> list[dict]:
+    """Run each variant in turn on the same actors, which keep their model loaded between variants."""
+    sink = LogSink.options(name="LogSink", scheduling_strategy=local_pin()).remote(
+        str(options.log_path) if options.log_path else None)
+    actors: list = []  # started by the first variant with work, killed at the end so GPUs and names free
+    try:
+        return [_run_variant(config, options, sink, actors) for config in configs]
+    finally:
+        for actor in [*actors, sink]:
+            ray.kill(actor, no_restart=True)
+
+
+def _run_variant(config: ExperimentConfig, options: LaunchOptions, sink, actors: list) -> dict:
     path = output_path(config, options.results_dir)
-    sink = LogSink.options(name="LogSink", scheduling_strategy=local_pin()).remote(str(options.log_path))
-    writer = ResultWriter.options(name="ResultWriter", scheduling_strategy=local_pin()).remote(
-        str(path.resolve()), options.force)
-    started: list = []  # every actor of this run, killed at the end so GPUs and names free at once
+    writer = ResultWriter.options(name=f"ResultWriter:{path.stem.removeprefix('outputs_')}",
+                                  scheduling_strategy=local_pin()).remote(str(path.resolve()), options.force)
     try:
         for moved in ray.get(writer.open.remote()):  # raises OutputLockedError / CorruptOutputError
             logger.info("--force: previous output moved aside to %s", moved)
         try:
-            return _run(config, options, path, writer, sink, started)
+            return _run(config, options, path, writer, sink, actors)
         finally:
             logger.info("output %s holds %d records", path, ray.get(writer.close.remote()))
     finally:
-        for actor in [*started, writer, sink]:
-            ray.kill(actor, no_restart=True)
+        ray.kill(writer, no_restart=True)
 
 
-def _run(config: ExperimentConfig, options: LaunchOptions, path: Path, writer, sink, started: list) -> dict:
+def _run(config: ExperimentConfig, options: LaunchOptions, path: Path, writer, sink, actors: list) -> dict:
     done = ray.get(writer.done_keys.remote())
     units = missing_units(config, done)
     total = total_records(config)
@@ -90,7 +103,10 @@ def _run(config: ExperimentConfig, options: LaunchOptions, path: Path, writer, s
         len(u.prompt_ids) for u in units), total, len(units), options.n_actors)
     if not units:
         return {"output": str(path), "records": total, "ran_units": 0}
-    actors = _start_actors(config, options, writer, sink, min(options.n_actors, len(units)), started)
+    if actors:
+        ray.get([actor.set_variant.remote(config, writer) for actor in actors])
+    else:
+        actors += _start_actors(config, options, writer, sink)
     progress = Progress(total, total - sum(len(u.prompt_ids) for u in units))
     try:
         ran = Scheduler(config, actors, writer, progress).run(deque(units))
@@ -99,12 +115,11 @@ def _run(config: ExperimentConfig, options: LaunchOptions, path: Path, writer, s
     return {"output": str(path), "records": total, "ran_units": ran}
 
 
-def _start_actors(config, options: LaunchOptions, writer, sink, count: int, started: list) -> list:
+def _start_actors(config, options: LaunchOptions, writer, sink) -> list:
     actors = [ModelActor.options(name=options.actor_name(i), scheduling_strategy="SPREAD",
                                  **options.actor_resources()).remote(config, options.actor_name(i), writer, sink,
                                                                      options.log_level)
-              for i in range(count)]
-    started += actors
+              for i in range(options.n_actors)]
     descriptions = ray.get([actor.load.remote() for actor in actors])
     for description in descriptions:
         logger.info("%s ready (pid %s): %s, %s", description["actor"], description["pid"],
@@ -115,8 +130,8 @@ def _start_actors(config, options: LaunchOptions, writer, sink, count: int, star
 class Scheduler:
     """Keeps one unit in flight per actor; requeues the unit of an actor that died.
 
-    An actor that died is pinged until Ray has restarted it (its __init__ ran again) before it
-    gets another unit, so a restart costs its unit one retry, not several.
+    An actor that died is pinged until Ray has restarted it (its __init__ ran again) and given the
+    current variant again before it gets another unit, so a restart costs its unit one retry.
     """
 
     def __init__(self, config: ExperimentConfig, actors: list, writer, progress: Progress):
@@ -144,6 +159,11 @@ class Scheduler:
         """True when `actor` is ready for a unit; False when it died (a ping is then in flight)."""
         try:
             result = ray.get(ref)
+        except ray.exceptions.RayTaskError as error:  # the unit raised (e.g. out of memory at batch 1)
+            if unit is None:
+                raise
+            self._requeue(unit, error, queue)
+            return True
         except ray.exceptions.RayActorError as error:
             if unit is not None:
                 self._requeue(unit, error, queue)
@@ -154,6 +174,8 @@ class Scheduler:
             return False
         if unit is not None:
             self.progress.add_tokens(result.tokens)
+        else:  # a restarted actor starts from its constructor's arguments: give it this variant again
+            actor.set_variant.remote(self.config, self.writer)
         return True
 
     def _drop(self, actor, error: Exception) -> None:
@@ -169,6 +191,6 @@ class Scheduler:
             raise RuntimeError(f"unit {unit.label} failed {MAX_UNIT_FAILURES} times; last error: {error}") from error
         done = ray.get(self.writer.done_keys.remote())
         remaining = [u for u in missing_units(self.config, done) if (u.level, u.repeat_index) == key]
-        logger.warning("actor died during unit %s (%s); requeued with %d missing prompts", unit.label,
-                       type(error).__name__, len(remaining[0].prompt_ids) if remaining else 0)
+        logger.warning("unit %s failed (%s: %s); requeued with %d missing prompts", unit.label,
+                       type(error).__name__, str(error).splitlines()[0][:200], len(remaining[0].prompt_ids) if remaining else 0)
         queue.extend(remaining)

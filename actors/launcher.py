@@ -7,11 +7,12 @@ import logging
 
 import ray
 
-from actors.driver import LaunchOptions, run_experiment
+from actors.driver import LaunchOptions, run_sweep
 from actors.logs import log_path, setup_driver_logging
 from actors.plan import output_path
 from actors.store import CorruptOutputError, OutputLockedError
 from configs.experiments import ExperimentConfig
+from degrader.models import model_name_clean
 
 logger = logging.getLogger(__name__)
 
@@ -33,15 +34,20 @@ def start_ray(address: str | None, namespace: str) -> None:
 
 def check_resources(options: LaunchOptions) -> None:
     """Refuse to wait forever for GPUs the cluster does not have."""
-    available = ray.cluster_resources().get("GPU", 0)
-    if options.gpus > available:
-        raise ValueError(f"--gpus {options.gpus} but the Ray cluster has {available:g} GPUs; "
+    resources = ray.cluster_resources()
+    if options.gpus > resources.get("GPU", 0):
+        raise ValueError(f"--gpus {options.gpus} but the Ray cluster has {resources.get('GPU', 0):g} GPUs; "
                          "use --gpus 0 to run on the CPU")
+    if options.n_actors * options.actor_resources()["num_cpus"] > resources.get("CPU", 0):
+        raise ValueError(f"{options.n_actors} actors need {options.n_actors} CPUs but the Ray cluster has "
+                         f"{resources.get('CPU', 0):g}; use fewer --cpu-actors")
 
 
-def launch(config: ExperimentConfig, args: argparse.Namespace) -> int:
-    """Run the experiment; returns the exit code (0 done, 1 refused, 130 interrupted)."""
-    experiment_id = output_path(config, args.results_dir).stem.removeprefix("outputs_")
+def launch(configs: list[ExperimentConfig], args: argparse.Namespace) -> int:
+    """Run the experiments (a sweep's variants in turn); returns the exit code (0 done, 1 refused, 130 interrupted)."""
+    experiment_id = output_path(configs[0], args.results_dir).stem.removeprefix("outputs_")
+    if len(configs) > 1:
+        experiment_id = f"sweep_{args.sweep or 'tasks'}_{model_name_clean(configs[0].model_name)}"
     log_file = log_path(args.logs_dir, experiment_id)
     setup_driver_logging(log_file, args.log_level)
     logger.info("log file %s", log_file)
@@ -49,8 +55,8 @@ def launch(config: ExperimentConfig, args: argparse.Namespace) -> int:
     try:
         start_ray(args.address, f"degrader-{experiment_id}")
         check_resources(options)
-        summary = run_experiment(config, options)
-    except (OutputLockedError, CorruptOutputError, ValueError) as error:
+        summary = run_sweep(configs, options)
+    except (OutputLockedError, CorruptOutputError, ValueError, RuntimeError) as error:
         logger.error("%s", getattr(error, "cause", None) or error)
         return 1
     except KeyboardInterrupt:

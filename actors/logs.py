@@ -51,11 +51,13 @@ def setup_driver_logging(path: Path, level: str) -> None:
 class LogSink:
     """Appends actors' log lines to the run's log file (on the driver's node)."""
 
-    def __init__(self, path: str):
-        self.path = path
+    def __init__(self, path: str | None):
+        self.path = path  # None: lines are dropped (library use without a run log)
 
     def write(self, lines: list[str]) -> None:
         """Append formatted lines."""
+        if self.path is None:
+            return
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write("".join(line + "\n" for line in lines))
 

@@ -49,6 +49,15 @@ class ModelActor:
             logger.exception("%s failed to load the model", self.origin)
             raise
 
+    def set_variant(self, config: ExperimentConfig, writer) -> None:
+        """Switch to another variant of the loaded model (a sweep's next output) and its writer."""
+        self.writer = writer
+        try:
+            self.worker.prepare(config)
+        except Exception:
+            logger.exception("%s failed to switch to variant %s", self.origin, config.name_suffix)
+            raise
+
     def run_unit(self, unit: Unit) -> UnitReport:
         """Run one unit; each batch's records go to the writer, acknowledged before returning."""
         if self.worker.loaded is None:  # a restarted actor reloads before its first unit

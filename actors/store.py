@@ -85,10 +85,13 @@ class ResultStore:
         """Append pending records to the journal and fsync: after this they survive any crash."""
         if self.pending:
             lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in self.pending)
+            created = not self.journal.exists()
             with open(self.journal, "a", encoding="utf-8") as handle:
                 handle.write(lines)
                 handle.flush()
                 os.fsync(handle.fileno())
+            if created:
+                _fsync_directory(self.path.parent)  # the new journal's name survives a power loss too
             self.pending = []
         if time.monotonic() - self.last_compaction > self.compact_every_s:
             self.compact()
@@ -159,7 +162,11 @@ def _atomic_write_json(path: Path, records: list[Record]) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(folder: Path) -> None:
+    directory = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(directory)
     finally:

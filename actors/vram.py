@@ -55,9 +55,7 @@ class BatchSizer:
         return percent
 
     def after_oom(self) -> None:
-        """Halve the batch after an out-of-memory error; raise when it cannot shrink further."""
-        if self.size == 1:
-            raise torch.OutOfMemoryError("CUDA out of memory at batch size 1: use a smaller model or load_in_4bit")
+        """Halve the batch after an out-of-memory error (a single prompt that does not fit is the caller's error)."""
         self.size = max(1, self.size // 2)
         logger.warning("CUDA out of memory: batch size halved to %d, retrying", self.size)
         torch.cuda.empty_cache()

@@ -26,6 +26,8 @@ from degrader.static_decode import StaticDecoder, bucket
 
 logger = logging.getLogger(__name__)
 Emit = Callable[[list[dict]], None]
+MODEL_FIELDS = ("model_name", "dtype", "load_in_4bit")  # what a sweep's variants must share
+PROMPT_FIELDS = ("prompts", "image_enabled", "image_path", "max_batch_size")  # what decoders are built for
 
 
 @dataclass(frozen=True)
@@ -57,22 +59,45 @@ class ModelWorker:
         self.compile_mode = compile_mode
 
     def load(self) -> dict:
-        """Load the model and snapshot the baseline of its parameter group; returns the description."""
+        """Load the model and prepare the config's variant; returns the model's description."""
         started = time.perf_counter()
         cfg = self.config
         self.loaded = load_model(cfg.model_name, cfg.dtype, self.device, cfg.load_in_4bit)
         if self.attention:
             self.loaded.model.set_attn_implementation(self.attention)
-        targets = resolve_group(self.loaded.model, cfg.param_group_name)
-        self.baseline = Baseline(targets)
-        self.image = Image.open(cfg.image_path).convert("RGB") if cfg.image_enabled else None
-        texts = [p.text for p in cfg.prompts]
+        logger.info("loaded %s on %s in %.1fs", self.loaded.name, self.device, time.perf_counter() - started)
+        self.prepare(cfg, force=True)
+        return self.loaded.description
+
+    def prepare(self, config: ExperimentConfig, force: bool = False) -> None:
+        """Switch to `config`, a variant for the same model (group, method, levels, task), without reloading.
+
+        The previous variant's baseline is restored first, so the new one is taken from clean weights.
+        Decoders and the batch size are kept while the prompts and sampling settings stay the same.
+        """
+        if any(getattr(config, f) != getattr(self.config, f) for f in MODEL_FIELDS):
+            raise ValueError(f"a variant must use the same loaded model ({', '.join(MODEL_FIELDS)} fixed)")
+        same_prompts = not force and all(getattr(config, f) == getattr(self.config, f) for f in PROMPT_FIELDS)
+        params = SamplingParams(config.max_new_tokens, config.do_sample, config.temperature, config.top_k,
+                                config.top_p, self.params.ignore_eos)
+        self.config = config
+        if self.loaded is None:
+            return  # load() prepares it
+        if self.baseline is not None:
+            self.baseline.restore()
+        self.baseline = Baseline(resolve_group(self.loaded.model, config.param_group_name))
+        if not (same_prompts and params == self.params):
+            self._prepare_prompts(config, params)
+        logger.info("variant %s: %s on %s = %d tensors, baseline %.1f MB", config.name_suffix,
+                    config.degradation_method, config.param_group_name, len(self.baseline.targets),
+                    self.baseline.nbytes / 1e6)
+
+    def _prepare_prompts(self, config: ExperimentConfig, params: SamplingParams) -> None:
+        self.params, self.decoders = params, {}
+        self.image = Image.open(config.image_path).convert("RGB") if config.image_enabled else None
+        texts = [p.text for p in config.prompts]
         self.prompt_length = encode(self.loaded, texts, self.image)["input_ids"].shape[1]
         self.sizer = BatchSizer(self._first_batch_size(len(texts)), VramMonitor(self.device))
-        logger.info("loaded %s on %s in %.1fs: group %s = %d tensors, baseline %.1f MB", self.loaded.name,
-                    self.device, time.perf_counter() - started, cfg.param_group_name, len(targets),
-                    self.baseline.nbytes / 1e6)
-        return self.loaded.description
 
     def _first_batch_size(self, n_prompts: int) -> int:
         """The most prompts that fit: the config's cap, and on a GPU its free memory."""
@@ -129,6 +154,11 @@ class ModelWorker:
             if len(prompt_ids) == 1:
                 raise
             self.sizer.after_oom()
-        # retried outside the except block, so the failed attempt's tensors are freed first
-        half = len(prompt_ids) // 2
-        return self._generate_batch(unit, prompt_ids[:half]) + self._generate_batch(unit, prompt_ids[half:])
+        # retried outside the except block, so the failed attempt's tensors are freed first; decoders
+        # sized for more rows than now fit are dropped with their caches
+        self.decoders = {size: d for size, d in self.decoders.items() if size <= self.sizer.size}
+        generations, rest = [], prompt_ids
+        while rest:  # the size may shrink again inside, so chunks are cut one at a time
+            chunk, rest = rest[: self.sizer.size], rest[self.sizer.size:]
+            generations += self._generate_batch(unit, chunk)
+        return generations

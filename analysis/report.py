@@ -72,5 +72,6 @@ def _series(rows: list[dict], metric: str) -> dict[str, list[tuple]]:
     for row in rows:
         if row.get(metric) is not None:
             spread = row.get(f"{metric}_spread") or 0.0
-            series.setdefault(f"{row['method']} {row['group']}", []).append((row["level"], row[metric], spread))
+            label = f"{row['task']} {row['method']} {row['group']}"
+            series.setdefault(label, []).append((row["level"], row[metric], spread))
     return {label: sorted(points) for label, points in series.items()}

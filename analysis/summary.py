@@ -44,13 +44,16 @@ def summarize(records: list[dict]) -> list[dict]:
     """One row per (method, group, level): n, mean and spread over repetitions of each metric, accuracy."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for record in records:
-        groups[(record["degradation_method"], record["param_group_name"], record["level_value"])].append(record)
-    return [_row(key, rows) for key, rows in sorted(groups.items(), key=lambda item: (item[0][0], item[0][1], item[0][2]))]
+        key = (record["model_name"], record.get("prompt_group", ""), record.get("settings_hash", ""),
+               record["degradation_method"], record["param_group_name"], record["level_value"])
+        groups[key].append(record)
+    return [_row(key, rows) for key, rows in sorted(groups.items(), key=lambda item: tuple(map(str, item[0][:5])) + (item[0][5],))]
 
 
 def _row(key: tuple, records: list[dict]) -> dict:
-    method, group, level = key
-    row = {"method": method, "group": group, "level": level, "n": len(records),
+    model, task, settings, method, group, level = key
+    row = {"model": model, "task": task, "settings": settings, "method": method, "group": group, "level": level,
+           "n": len(records),
            "repetitions": len({r["repeat_index"] for r in records})}
     per_rep: dict[int, list[dict]] = defaultdict(list)
     for record in records:

@@ -28,7 +28,6 @@ COMPONENT_PATHS: dict[str, tuple[str, ...]] = {
     "down": ("mlp.down_proj", "mlp.c_proj"),
 }
 FUSED_QKV_PATHS = ("attn.c_attn",)  # GPT-2 Conv1D, weight [in, 3 * hidden] = [q | k | v]
-WHOLE_MODEL_PARTS_NAMES = ("embed", "vision")
 
 
 @dataclass(frozen=True)
@@ -66,14 +65,9 @@ def parse_group(text: str) -> tuple[GroupSpec, slice]:
                          "optionally narrowed to a layer range as NAME[start:stop], e.g. attn_v[0:12]")
     spec = GROUPS[match["name"]]
     layers = slice(*(int(match[k]) if match[k] else None for k in ("start", "stop")))
-    if match["start"] is not None and any(c in WHOLE_MODEL_PARTS_NAMES for c in spec.components):
+    if match["start"] is not None and any(c in WHOLE_MODEL_PARTS for c in spec.components):
         raise ValueError(f"{match['name']} is not made of layers: a layer range applies to attn_* and mlp_* groups")
     return spec, layers
-
-
-def get_group(name: str) -> GroupSpec:
-    """The group `name` names (with or without a layer range); an unknown name raises and lists the valid ones."""
-    return parse_group(name)[0]
 
 
 def is_vision(name: str) -> bool:

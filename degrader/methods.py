@@ -1,9 +1,10 @@
 """Degradation methods: a registry of in-place lesions applied to one weight tensor.
 
 Each method is `apply(weight, level, generator)`; `weight` is a parameter or a view of one and
-is changed in place. Draws come only from `generator` and are made in float32 with the shape of
-`weight`, so they do not depend on the level: within one repetition a larger sigma rescales the
-same noise and a larger p masks a superset of the weights (a paired design across levels).
+is changed in place. Draws come only from `generator`, in float32 with the shape of `weight`, and do
+not depend on the level: within one repetition a larger sigma rescales the same noise and a larger p
+selects a superset of the weights (a paired design across levels). The shuffles and `permute` draw
+their permutation after the selection, so the permutation itself changes with the number selected.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ class Method:
     validate: ValidateFn
     schedule: str  # "linear" or "geometric": how levels between min_deg and max_deg are spaced
     level_name: str  # what a level is, for messages and docs
-    uses_randomness: bool
 
 
 def _validate_sigma(level: float) -> None:
@@ -77,7 +77,7 @@ def uni_quant(weight: torch.Tensor, level: float, generator: torch.Generator) ->
 
 def _selected(weight: torch.Tensor, level: float, generator: torch.Generator, size: int) -> torch.Tensor:
     # u ~ U[0, 1) per item, drawn whatever the level: a larger p selects a superset
-    return torch.rand(size, generator=generator, device=weight.device) < level
+    return torch.rand(size, generator=generator, device=weight.device, dtype=torch.float32) < level
 
 
 def mean_out(weight: torch.Tensor, level: float, generator: torch.Generator) -> None:
@@ -105,11 +105,11 @@ def shuffle_rows(weight: torch.Tensor, level: float, generator: torch.Generator)
 
 
 def shuffle_cols(weight: torch.Tensor, level: float, generator: torch.Generator) -> None:
-    """A fraction p of the columns (u_j < p) permuted among themselves."""
+    """A fraction p of the columns (dim 1, u_j < p) permuted among themselves."""
     if level == 0:
         return
     chosen = _selected(weight, level, generator, weight.shape[1])
-    weight.copy_(_permute_selected(weight.t(), chosen, generator).t())
+    weight.copy_(_permute_selected(weight.transpose(0, 1), chosen, generator).transpose(0, 1))
 
 
 def permute(weight: torch.Tensor, level: float, generator: torch.Generator) -> None:
@@ -121,13 +121,13 @@ def permute(weight: torch.Tensor, level: float, generator: torch.Generator) -> N
 
 
 METHODS: dict[str, Method] = {
-    "mult_gauss": Method("mult_gauss", mult_gauss, _validate_sigma, "linear", "sigma", True),
-    "ablation": Method("ablation", ablation, _probability("ablation"), "linear", "p", True),
-    "uni_quant": Method("uni_quant", uni_quant, _validate_n_values, "geometric", "N values", False),
-    "mean_out": Method("mean_out", mean_out, _probability("mean_out"), "linear", "p", True),
-    "shuffle_rows": Method("shuffle_rows", shuffle_rows, _probability("shuffle_rows"), "linear", "p", True),
-    "shuffle_cols": Method("shuffle_cols", shuffle_cols, _probability("shuffle_cols"), "linear", "p", True),
-    "permute": Method("permute", permute, _probability("permute"), "linear", "p", True),
+    "mult_gauss": Method("mult_gauss", mult_gauss, _validate_sigma, "linear", "sigma"),
+    "ablation": Method("ablation", ablation, _probability("ablation"), "linear", "p"),
+    "uni_quant": Method("uni_quant", uni_quant, _validate_n_values, "geometric", "N values"),
+    "mean_out": Method("mean_out", mean_out, _probability("mean_out"), "linear", "p"),
+    "shuffle_rows": Method("shuffle_rows", shuffle_rows, _probability("shuffle_rows"), "linear", "p"),
+    "shuffle_cols": Method("shuffle_cols", shuffle_cols, _probability("shuffle_cols"), "linear", "p"),
+    "permute": Method("permute", permute, _probability("permute"), "linear", "p"),
 }
 
 
@@ -136,8 +136,3 @@ def get_method(name: str) -> Method:
     if name not in METHODS:
         raise ValueError(f"unknown degradation method {name!r}; available: {', '.join(sorted(METHODS))}")
     return METHODS[name]
-
-
-def validate_level(method_name: str, level: float) -> None:
-    """Raise ValueError with a fix-it message when `level` is out of range for the method."""
-    get_method(method_name).validate(level)

@@ -96,16 +96,17 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 
 
 def hf_token() -> str | None:
-    """The Hugging Face token from $HF_TOKEN or ./.env, else None (a CLI login is used then).
+    """The Hugging Face token from $HF_TOKEN, ./.env or the repository's .env, else None (then a CLI login).
 
     Never logged, never written: it is passed to transformers and nowhere else.
     """
     if os.environ.get("HF_TOKEN"):
         return os.environ["HF_TOKEN"]
-    if Path(".env").is_file():
-        from dotenv import dotenv_values
+    for env_file in (Path(".env"), Path(__file__).resolve().parents[1] / ".env"):  # cwd, then the repository
+        if env_file.is_file():
+            from dotenv import dotenv_values
 
-        return dotenv_values(".env").get("HF_TOKEN")
+            return dotenv_values(env_file).get("HF_TOKEN")
     return None
 
 
@@ -178,6 +179,8 @@ def _processor(folder, multimodal: bool, token):
         return AutoProcessor.from_pretrained(folder, token=token)
     tokenizer = AutoTokenizer.from_pretrained(folder, token=token)
     tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:  # Llama, Mistral, GPT-2: pad with <eos>, masked out anyway
+        tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 

@@ -9,12 +9,14 @@ tokens are chosen exactly as in `generation.decode`: the two paths give the same
 
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import torch
 
 from degrader.generation import SamplingParams, cache_argument, choose_tokens
 
+logger = logging.getLogger(__name__)
 STOP_CHECK_EVERY = 16  # steps between host syncs that test whether every row has stopped
 LENGTH_BUCKET = 64
 
@@ -38,6 +40,9 @@ def static_cache(config, length: int):
     window = getattr(config.get_text_config(decoder=True), "sliding_window", None)
     if window is None or length <= window:
         cache.layers = [StaticLayer(max_cache_len=length) for _ in cache.layers]
+    else:
+        logger.warning("prompt + new tokens (%d) exceed the sliding window (%d): the compiled decode step will "
+                       "recompile at every step; use fewer max_new_tokens or eager decoding", length, window)
     return cache
 
 
@@ -50,6 +55,9 @@ class StaticDecoder:
         self.prompt_length = bucket(prompt_length)
         self.cache = static_cache(model.config, self.prompt_length + params.max_new_tokens)
         self.cache_key = cache_argument(model)
+        # every decoder (one per batch size, prompt set and sampling settings of a sweep) is one more
+        # compiled variant of `_step`: allow more than dynamo's default of 8 before it falls back to eager
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
         self.step_fn = torch.compile(self._step, mode=mode, dynamic=False) if compile else self._step
 
     def _step(self, token, positions, cache_position, mask, row_seeds, step):

@@ -135,8 +135,8 @@ def main() -> None:
     results = []
     if not args.skip_naive:
         inputs = encode(worker.loaded, [p.text for p in config.prompts], worker.image)
-        results.append(summarize("naive generate (dynamic cache, eager)",
-                                 [naive_unit(worker, u, inputs) for u in units], rows, config.max_new_tokens, limit))
+        results.append(summarize("naive generate (dynamic cache, eager)", [naive_unit(worker, u, inputs) for u in units],
+                                 len(config.prompts), config.max_new_tokens, limit))
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     report["compile_and_first_unit_s"] = round(timed(lambda: fast_unit(worker, units[0])), 1)

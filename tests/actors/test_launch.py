@@ -112,7 +112,8 @@ def test_sigkill_of_the_driver_then_the_same_command_finishes_the_run(tmp_path):
 def test_ctrl_c_keeps_every_received_record_and_the_same_command_finishes(tmp_path):
     output = tmp_path / "results" / OUTPUT
     journal = output.with_name(output.name + ".journal")
-    first = launch(tmp_path, *RUN, start_new_session=True,
+    secret = {"HF_TOKEN": "hf_secret_never_written_anywhere"}
+    first = launch(tmp_path, *RUN, env=secret, start_new_session=True,
                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for(lambda: journal_lines(journal) >= 20, what="first flush")
     os.killpg(first.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole process group
@@ -125,6 +126,8 @@ def test_ctrl_c_keeps_every_received_record_and_the_same_command_finishes(tmp_pa
     records = records_of(output)
     assert len(records) == 64 == len({record_key(r) for r in records})
     assert interrupted == records[: len(interrupted)]
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert written and not any(b"hf_secret_never_written" in p.read_bytes() for p in written)
 
 
 def free_port() -> int:

@@ -52,13 +52,16 @@ def test_killed_model_actor_is_replaced_and_the_run_completes(ray_cluster, tmp_p
     thread = threading.Thread(target=lambda: result.update(records=run(tmp_path, config)))
     thread.start()
     journal = output_path(config, tmp_path).with_suffix(".json.journal")
-    actors = _wait_for(lambda: _alive(list_actors, {"ModelActor:cpu0", "ResultWriter"}))
+    writer = "ResultWriter:" + output_path(config, tmp_path).stem.removeprefix("outputs_")
+    address = ray_cluster.get_runtime_context().gcs_address  # this test's cluster, not any other on the machine
+    actors = _wait_for(lambda: _alive(lambda **kw: list_actors(address=address, **kw),
+                                      {"ModelActor:cpu0", writer, "LogSink"}))
     _wait_for(lambda: journal.exists() and journal.stat().st_size > 0)
     os.kill(actors["ModelActor:cpu0"], signal.SIGKILL)
     thread.join(timeout=240)
     records = result["records"]
     assert len(records) == 24 == len({record_key(r) for r in records})
-    assert caplog.text.count("actor died during unit") == 1
+    assert caplog.text.count("ActorUnavailableError") == 1 and "requeued" in caplog.text
     assert (tmp_path / "run.log").read_text().count("loaded embedded:gemma-3-270m") == 2  # reloaded once
 
 
@@ -84,3 +87,26 @@ def test_corrupt_output_is_refused_and_left_byte_identical(ray_cluster, tmp_path
     with pytest.raises(CorruptOutputError, match="left untouched"):
         run(tmp_path, config)
     assert path.read_bytes() == b'[{"prompt_text": "cut by a cra'
+
+
+def test_a_sweep_writes_one_resumable_file_per_variant_from_one_model_load(ray_cluster, tmp_path):
+    from actors.driver import run_sweep
+    from configs.experiments import apply_overrides
+    from configs.sweeps import apply_variant
+
+    base = small_config()
+    variants = [apply_overrides(apply_variant(base, v), ["deg_steps=2", "max_deg=0.5", "min_deg=0"])
+                for v in ("gauss_attn", "ablation_attn")]
+    options = LaunchOptions(results_dir=tmp_path, log_path=tmp_path / "run.log")
+    summaries = run_sweep(variants, options)
+    paths = [s["output"] for s in summaries]
+    assert [p.rsplit("/", 1)[1] for p in paths] == [
+        "outputs_mult_gauss_embedded-gemma-3-270m_2025_05_20_dreams_gauss_attn.json",
+        "outputs_ablation_embedded-gemma-3-270m_2025_05_20_dreams_ablation_attn.json"]
+    for path, method in zip(paths, ("mult_gauss", "ablation")):
+        records = records_of(path)
+        assert len(records) == 12 and {r["degradation_method"] for r in records} == {method}
+    log = (tmp_path / "run.log").read_text()
+    assert log.count("loaded embedded:gemma-3-270m") == 1
+    assert "variant 2025_05_20_dreams_ablation_attn: ablation on attn_only" in log
+    assert [s["ran_units"] for s in run_sweep(variants, options)] == [0, 0]

@@ -65,6 +65,6 @@ def test_script_writes_csv_markdown_and_plots(tmp_path):
     assert summarize_main([str(path), "--out", str(tmp_path / "summary")]) == 0
     rows = list(csv.DictReader(open(tmp_path / "summary" / "summary.csv")))
     assert [r["level"] for r in rows] == ["0.0", "0.5"]
-    assert "| mult_gauss | attn_only | 0.5 | 2 |" in (tmp_path / "summary" / "summary.md").read_text()
+    assert "| m |  | h | mult_gauss | attn_only | 0.5 | 2 |" in (tmp_path / "summary" / "summary.md").read_text()
     assert (tmp_path / "summary" / "tokens.png").stat().st_size > 1000
     assert (tmp_path / "summary" / "accuracy_math.png").exists()

@@ -33,8 +33,6 @@ def test_a_row_samples_the_same_whatever_its_batch(embedded):
     assert other_seed[0].text != alone[0].text
 
 
-
-
 def test_stops_on_eos_and_end_of_turn(embedded):
     assert {1, 106} <= set(stop_token_ids(embedded))
 

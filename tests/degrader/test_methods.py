@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from degrader.methods import get_method, validate_level
+from degrader.methods import get_method
 from degrader.seeding import generator_for
 
 
@@ -19,7 +19,7 @@ def degraded(method: str, level: float, weight: torch.Tensor, seed: int = 42, na
                                           ("ablation", -0.01), ("uni_quant", 1), ("uni_quant", 2.5)])
 def test_bad_levels_raise_with_the_rule(method, level):
     with pytest.raises(ValueError, match=method):
-        validate_level(method, level)
+        get_method(method).validate(level)
 
 
 def test_unknown_method_lists_the_registry():
@@ -71,7 +71,7 @@ def test_draws_depend_on_seed_and_name_not_on_global_rng():
 @pytest.mark.parametrize("method", ["mean_out", "shuffle_rows", "shuffle_cols", "permute"])
 def test_fraction_methods_validate_and_leave_level_zero_alone(method):
     with pytest.raises(ValueError, match=f"{method} level"):
-        validate_level(method, 1.2)
+        get_method(method).validate(1.2)
     weight = weights()
     assert torch.equal(degraded(method, 0.0, weight), weight)
 
@@ -96,6 +96,12 @@ def test_shuffles_permute_a_fraction_of_whole_rows_or_columns(method, dim):
     original = {tuple(row.tolist()) for row in lines(weight)}
     assert {tuple(row.tolist()) for row in lines(shuffled)} == original  # same lines, new places
     assert torch.equal(lines(shuffled)[~moved], lines(weight)[~moved])
+
+
+@pytest.mark.parametrize("method", ["shuffle_rows", "shuffle_cols", "permute", "mean_out"])
+def test_fraction_methods_take_4d_weights(method):
+    weight = torch.randn((8, 3, 4, 4), generator=torch.Generator().manual_seed(0))  # a patch-embedding kernel
+    assert not torch.equal(degraded(method, 0.9, weight), weight)
 
 
 def test_permute_moves_a_fraction_of_elements_and_keeps_the_multiset():
