@@ -48,7 +48,7 @@ def plot(rows: list[dict], folder: Path) -> list[Path]:
     except ImportError:
         return []
     written = []
-    metrics = list(METRICS) + [n for n in columns(rows) if n.startswith("accuracy_")]
+    metrics = list(METRICS) + [n for n in columns(rows) if n.startswith("accuracy_") and not n.endswith("_spread")]
     for metric in metrics:
         series = _series(rows, metric)
         if not series:

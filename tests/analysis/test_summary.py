@@ -1,4 +1,5 @@
 import csv
+from pathlib import Path
 import json
 
 import pytest
@@ -48,7 +49,8 @@ def test_summary_numbers_by_hand(tmp_path):
     assert low["accuracy_math"] == 1.0 and low["accuracy_logic"] == 0.5
     assert (high["n"], high["empty_rate"], high["tokens"], high["tokens_spread"]) == (2, 0.5, 15, 5)
     assert high["repetition"] == pytest.approx(0.25)  # rep 0 empty: 0; rep 1: 2 four-grams, 1 distinct: 0.5
-    assert high["accuracy_math"] == 0.0 and notes == []
+    assert high["accuracy_math"] == 0.0 and high["accuracy_math_spread"] == 0.0 and notes == []
+    assert low["accuracy_logic_spread"] == pytest.approx(0.5)  # rep 0 right, rep 1 wrong
 
 
 def test_partial_file_is_summarized_and_flagged(tmp_path):
@@ -68,3 +70,17 @@ def test_script_writes_csv_markdown_and_plots(tmp_path):
     assert "| m |  | h | mult_gauss | attn_only | 0.5 | 2 |" in (tmp_path / "summary" / "summary.md").read_text()
     assert (tmp_path / "summary" / "tokens.png").stat().st_size > 1000
     assert (tmp_path / "summary" / "accuracy_math.png").exists()
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "results" / "samples"
+
+
+def test_the_committed_samples_summarize_all_three_tasks():
+    records, notes = load(sorted(SAMPLES.glob("outputs_*.json")))
+    rows = summarize(records)
+    assert {(r["task"], r["level"]) for r in rows} == {(t, lv) for t in ("dreams", "iq", "cookie_theft")
+                                                        for lv in (0.0, 0.6, 1.2)}
+    iq = {r["level"]: r for r in rows if r["task"] == "iq"}
+    assert {"accuracy_math", "accuracy_language", "accuracy_logic", "accuracy_factual"} <= set(iq[0.0])
+    assert iq[0.0]["accuracy_logic"] > iq[1.2]["accuracy_logic"]  # the lesion costs the embedded model its logic
+    assert all(r["n"] == 2 * {"dreams": 8, "iq": 65, "cookie_theft": 6}[r["task"]] for r in rows) and notes == []
