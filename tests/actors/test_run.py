@@ -8,7 +8,8 @@ import pytest
 from actors.driver import LaunchOptions, run_experiment
 from actors.plan import output_path, record_key
 from actors.store import CorruptOutputError
-from tests.actors.conftest import records_of, small_config, stable
+from configs.experiments import get_config
+from tests.actors.conftest import SMALL, records_of, small_config, stable
 
 FIELDS = {"timestamp", "model_name", "degradation_method", "level_value", "std_dev", "param_group_name", "repeat_index",
           "seed", "prompt_group", "prompt_id", "prompt_text", "output", "duration", "tokens", "tokens_in",
@@ -97,16 +98,19 @@ def test_a_sweep_writes_one_resumable_file_per_variant_from_one_model_load(ray_c
     base = small_config()
     variants = [apply_overrides(apply_variant(base, v), ["deg_steps=2", "max_deg=0.5", "min_deg=0"])
                 for v in ("gauss_attn", "ablation_attn")]
+    other_task = apply_overrides(get_config("iq_it"), [*SMALL, "name_suffix=iq_sample"])
+    variants.append(other_task)  # a second task: other prompts, the same loaded model
     options = LaunchOptions(results_dir=tmp_path, log_path=tmp_path / "run.log")
     summaries = run_sweep(variants, options)
     paths = [s["output"] for s in summaries]
     assert [p.rsplit("/", 1)[1] for p in paths] == [
         "outputs_mult_gauss_embedded-gemma-3-270m_2025_05_20_dreams_gauss_attn.json",
-        "outputs_ablation_embedded-gemma-3-270m_2025_05_20_dreams_ablation_attn.json"]
-    for path, method in zip(paths, ("mult_gauss", "ablation")):
+        "outputs_ablation_embedded-gemma-3-270m_2025_05_20_dreams_ablation_attn.json",
+        "outputs_mult_gauss_embedded-gemma-3-270m_iq_sample.json"]
+    for path, method, task in zip(paths, ("mult_gauss", "ablation", "mult_gauss"), ("dreams", "dreams", "iq")):
         records = records_of(path)
-        assert len(records) == 12 and {r["degradation_method"] for r in records} == {method}
+        assert len(records) == 12 and {(r["degradation_method"], r["prompt_group"]) for r in records} == {(method, task)}
     log = (tmp_path / "run.log").read_text()
     assert log.count("loaded embedded:gemma-3-270m") == 1
     assert "variant 2025_05_20_dreams_ablation_attn: ablation on attn_only" in log
-    assert [s["ran_units"] for s in run_sweep(variants, options)] == [0, 0]
+    assert [s["ran_units"] for s in run_sweep(variants, options)] == [0, 0, 0]
