@@ -39,21 +39,20 @@ def kv_bytes_per_token(config, dtype_bytes: int) -> int:
     return 2 * text.num_hidden_layers * text.num_key_value_heads * head_dim * dtype_bytes
 
 
+def _per_batch(config, size: int, batch: int, sequence: int) -> dict[str, int]:
+    text = getattr(config, "text_config", config)
+    return {"kv_cache": kv_bytes_per_token(config, size) * batch * sequence,
+            "logits": 4 * batch * text.vocab_size * 2,
+            "activations": 4 * batch * sequence * max(text.hidden_size, text.intermediate_size) * size}
+
+
 def estimate(config, dtype: torch.dtype, batch: int, sequence: int) -> MemoryEstimate:
     """Weights + KV cache of `batch` sequences of `sequence` tokens + float32 logits + activations."""
-    text = getattr(config, "text_config", config)
     size = torch.tensor([], dtype=dtype).element_size()
-    prefill_activations = 4 * batch * sequence * max(text.hidden_size, text.intermediate_size) * size
-    return MemoryEstimate(
-        weights=count_parameters(config) * size,
-        kv_cache=kv_bytes_per_token(config, size) * batch * sequence,
-        logits=4 * batch * text.vocab_size * 2,
-        activations=prefill_activations,
-    )
+    return MemoryEstimate(weights=count_parameters(config) * size, **_per_batch(config, size, batch, sequence))
 
 
 def max_batch(config, dtype: torch.dtype, free_bytes: int, sequence: int, headroom: float = 0.8) -> int:
     """How many sequences of `sequence` tokens fit in `headroom` of `free_bytes` (weights already loaded)."""
-    one = estimate(config, dtype, 1, sequence)
-    per_sequence = one.kv_cache + one.logits + one.activations
-    return int(headroom * free_bytes // per_sequence)
+    size = torch.tensor([], dtype=dtype).element_size()
+    return int(headroom * free_bytes // sum(_per_batch(config, size, 1, sequence).values()))
