@@ -104,79 +104,96 @@ def _run(config: ExperimentConfig, options: LaunchOptions, path: Path, writer, s
     if not units:
         return {"output": str(path), "records": total, "ran_units": 0}
     if actors:
-        ray.get([actor.set_variant.remote(config, writer) for actor in actors])
+        reps = ray.get([actor.set_variant.remote(config, writer) for actor in actors])
     else:
-        actors += _start_actors(config, options, writer, sink)
+        reps = _start_actors(config, options, writer, sink, actors)
     progress = Progress(total, total - sum(len(u.prompt_ids) for u in units))
     try:
-        ran = Scheduler(config, actors, writer, progress).run(deque(units))
+        ran = Scheduler(config, actors, writer, progress, dict(zip(actors, reps))).run(deque(units))
     finally:
         progress.close()
     return {"output": str(path), "records": total, "ran_units": ran}
 
 
-def _start_actors(config, options: LaunchOptions, writer, sink) -> list:
-    actors = [ModelActor.options(name=options.actor_name(i), scheduling_strategy="SPREAD",
-                                 **options.actor_resources()).remote(config, options.actor_name(i), writer, sink,
-                                                                     options.log_level)
-              for i in range(options.n_actors)]
+def _start_actors(config, options: LaunchOptions, writer, sink, actors: list) -> list[int]:
+    """Start and load the ModelActors into `actors`; returns each one's repetitions per batch."""
+    actors += [ModelActor.options(name=options.actor_name(i), scheduling_strategy="SPREAD",
+                                  **options.actor_resources()).remote(config, options.actor_name(i), writer, sink,
+                                                                      options.log_level)
+               for i in range(options.n_actors)]
     descriptions = ray.get([actor.load.remote() for actor in actors])
     for description in descriptions:
-        logger.info("%s ready (pid %s): %s, %s", description["actor"], description["pid"],
-                    description["architecture"], description["dtype"])
-    return actors
+        logger.info("%s ready (pid %s): %s, %s, %d repetitions per batch", description["actor"], description["pid"],
+                    description["architecture"], description["dtype"], description["reps_per_batch"])
+    return [description["reps_per_batch"] for description in descriptions]
+
+
+def take_batch(queue: deque[Unit], reps: int) -> list[Unit]:
+    """The next unit and up to reps - 1 more of its level with the same prompts, spread evenly over batches."""
+    first = queue.popleft()
+    same = [u for u in queue if u.level == first.level and u.prompt_ids == first.prompt_ids]
+    if reps <= 1 or not same:
+        return [first]
+    batches = -(-(len(same) + 1) // reps)
+    chosen = same[: -(-(len(same) + 1) // batches) - 1]  # 7 left at 4 per batch: 4 + 3, not 4 + 2 + 1
+    for unit in chosen:
+        queue.remove(unit)
+    return [first, *chosen]
 
 
 class Scheduler:
-    """Keeps one unit in flight per actor; requeues the unit of an actor that died.
+    """Keeps one batch of units in flight per actor; requeues the units of an actor that died.
 
-    An actor that died is pinged until Ray has restarted it (its __init__ ran again) and given the
-    current variant again before it gets another unit, so a restart costs its unit one retry.
+    A batch is one unit, or several repetitions of a level for an actor that rep-batches. An actor
+    that died is pinged until Ray has restarted it (its __init__ ran again) and given the current
+    variant again before it gets more units, so a restart costs its units one retry.
     """
 
-    def __init__(self, config: ExperimentConfig, actors: list, writer, progress: Progress):
+    def __init__(self, config: ExperimentConfig, actors: list, writer, progress: Progress, reps: dict | None = None):
         self.config, self.actors, self.writer, self.progress = config, actors, writer, progress
+        self.reps = reps or {}  # actor -> repetitions it decodes per batch
         self.failures: dict[tuple[float, int], int] = {}
-        self.in_flight: dict = {}  # ref -> (actor, unit), unit None for a readiness ping
+        self.in_flight: dict = {}  # ref -> (actor, units), no units for a readiness ping
 
     def run(self, queue: deque[Unit]) -> int:
         """Run every unit of `queue`; returns how many units completed."""
         idle, completed = list(self.actors), 0
-        while queue or any(unit for _, unit in self.in_flight.values()):
+        while queue or any(units for _, units in self.in_flight.values()):
             while idle and queue:
-                actor, unit = idle.pop(), queue.popleft()
-                self.in_flight[actor.run_unit.remote(unit)] = (actor, unit)
+                actor = idle.pop()
+                units = take_batch(queue, self.reps.get(actor, 1))
+                self.in_flight[actor.run_units.remote(units)] = (actor, units)
             ready, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=1.0)
             self.progress.update(ray.get(self.writer.count.remote()))
             for ref in ready:
-                actor, unit = self.in_flight.pop(ref)
-                if self._settle(ref, actor, unit, queue):
+                actor, units = self.in_flight.pop(ref)
+                finished = self._settle(ref, actor, units, queue)
+                if finished is not None:
                     idle.append(actor)
-                    completed += unit is not None
+                    completed += finished
         return completed
 
-    def _settle(self, ref, actor, unit: Unit | None, queue: deque[Unit]) -> bool:
-        """True when `actor` is ready for a unit; False when it died (a ping is then in flight)."""
+    def _settle(self, ref, actor, units: list[Unit], queue: deque[Unit]) -> int | None:
+        """How many units finished when `actor` is ready for more; None when it died (a ping is then in flight)."""
         try:
             result = ray.get(ref)
-        except ray.exceptions.RayTaskError as error:  # the unit raised (e.g. out of memory at batch 1)
-            if unit is None:
+        except ray.exceptions.RayTaskError as error:  # the units raised (e.g. out of memory at batch 1)
+            if not units:
                 raise
-            self._requeue(unit, error, queue)
-            return True
+            self._requeue(units, error, queue)
+            return 0
         except ray.exceptions.RayActorError as error:
-            if unit is not None:
-                self._requeue(unit, error, queue)
-            if unit is None and isinstance(error, ray.exceptions.ActorDiedError):
+            self._requeue(units, error, queue)
+            if not units and isinstance(error, ray.exceptions.ActorDiedError):
                 self._drop(actor, error)  # Ray could not restart it (e.g. its node is gone)
             else:
-                self.in_flight[actor.pid.remote()] = (actor, None)
-            return False
-        if unit is not None:
-            self.progress.add_tokens(result.tokens)
+                self.in_flight[actor.pid.remote()] = (actor, [])
+            return None
+        if units:
+            self.progress.add_tokens(sum(report.tokens for report in result))
         else:  # a restarted actor starts from its constructor's arguments: give it this variant again
             actor.set_variant.remote(self.config, self.writer)
-        return True
+        return len(units)
 
     def _drop(self, actor, error: Exception) -> None:
         self.actors.remove(actor)
@@ -184,13 +201,18 @@ class Scheduler:
         if not self.actors:
             raise RuntimeError("every ModelActor died and none could be restarted") from error
 
-    def _requeue(self, unit: Unit, error: Exception, queue: deque[Unit]) -> None:
-        key = (unit.level, unit.repeat_index)
-        self.failures[key] = self.failures.get(key, 0) + 1
-        if self.failures[key] >= MAX_UNIT_FAILURES:
-            raise RuntimeError(f"unit {unit.label} failed {MAX_UNIT_FAILURES} times; last error: {error}") from error
+    def _requeue(self, units: list[Unit], error: Exception, queue: deque[Unit]) -> None:
+        if not units:
+            return
         done = ray.get(self.writer.done_keys.remote())
-        remaining = [u for u in missing_units(self.config, done) if (u.level, u.repeat_index) == key]
-        logger.warning("unit %s failed (%s: %s); requeued with %d missing prompts", unit.label,
-                       type(error).__name__, str(error).splitlines()[0][:200], len(remaining[0].prompt_ids) if remaining else 0)
-        queue.extend(remaining)
+        missing = {(u.level, u.repeat_index): u for u in missing_units(self.config, done)}
+        for unit in units:
+            key = (unit.level, unit.repeat_index)
+            self.failures[key] = self.failures.get(key, 0) + 1
+            if self.failures[key] >= MAX_UNIT_FAILURES:
+                raise RuntimeError(f"unit {unit.label} failed {MAX_UNIT_FAILURES} times; last error: {error}") from error
+            remaining = missing.get(key)
+            logger.warning("unit %s failed (%s: %s); requeued with %d missing prompts", unit.label, type(error).__name__,
+                           str(error).splitlines()[0][:200], len(remaining.prompt_ids) if remaining else 0)
+            if remaining:
+                queue.append(remaining)

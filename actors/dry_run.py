@@ -58,5 +58,22 @@ def print_plan(config: ExperimentConfig, args: argparse.Namespace) -> int:
         f"{estimate.weights / 2**30:.2f}, KV cache {estimate.kv_cache / 2**30:.2f}, logits "
         f"{estimate.logits / 2**30:.2f}, activations {estimate.activations / 2**30:.2f}",
     ]
+    lines.append(_rep_line(config, architecture, dtype, batch, estimate) if args.gpus else
+                 "rep-batching    off on the CPU unless --set reps_per_batch=N")
     print("\n".join(lines))
     return 0
+
+
+def _rep_line(config: ExperimentConfig, architecture, dtype, batch: int, estimate) -> str:
+    """What rep-batching costs per repetition and how many repetitions fit on 80 and 141 GiB GPUs."""
+    if config.reps_per_batch == 1 or config.n_rep == 1:
+        return "rep-batching    off (one repetition per batch)"
+    copies = memory.group_bytes(architecture, dtype, config.param_group_name)
+    sequence = sequence_length(config, architecture)
+    fits = {gib: memory.max_reps(architecture, dtype, int(0.8 * (gib * 2**30 - estimate.weights)), sequence, batch, copies)
+            for gib in (80, 141)}
+    cap = config.reps_per_batch or config.n_rep
+    return (f"rep-batching    each repetition in a batch adds {copies / 2**30:.2f} GiB of copies + "
+            f"{(estimate.total - estimate.weights) / 2**30:.2f} GiB for its {batch} prompts; "
+            + ", ".join(f"{memory.spread_reps(config.n_rep, min(cap, n))} per batch on {gib} GiB"
+                        for gib, n in fits.items()))

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 @ray.remote(max_restarts=-1, max_task_retries=0)
 class ModelActor:
-    """One model replica; `run_unit` is called by the driver, one unit at a time."""
+    """One model replica; `run_units` is called by the driver, one batch of repetitions at a time."""
 
     def __init__(self, config: ExperimentConfig, name: str, writer, log_sink, log_level: str = "INFO"):
         gpu_ids = ray.get_gpu_ids()
@@ -44,22 +44,27 @@ class ModelActor:
     def load(self) -> dict:
         """Load the model and its baseline (a separate call, so failures name the step)."""
         try:
-            return {**self.worker.load(), "actor": self.name, "pid": os.getpid()}
+            description = self.worker.load()
+            return {**description, "actor": self.name, "pid": os.getpid(), "reps_per_batch": self.worker.reps}
         except Exception:
             logger.exception("%s failed to load the model", self.origin)
             raise
 
-    def set_variant(self, config: ExperimentConfig, writer) -> None:
-        """Switch to another variant of the loaded model (a sweep's next output) and its writer."""
+    def set_variant(self, config: ExperimentConfig, writer) -> int:
+        """Switch to another variant of the loaded model (a sweep's next output) and its writer.
+
+        Returns how many repetitions of a level the actor now decodes per batch.
+        """
         self.writer = writer
         try:
             self.worker.prepare(config)
         except Exception:
             logger.exception("%s failed to switch to variant %s", self.origin, config.name_suffix)
             raise
+        return self.worker.reps
 
-    def run_unit(self, unit: Unit) -> UnitReport:
-        """Run one unit; each batch's records go to the writer, acknowledged before returning."""
+    def run_units(self, units: list[Unit]) -> list[UnitReport]:
+        """Run repetitions of one level; each batch's records go to the writer, acknowledged before returning."""
         if self.worker.loaded is None:  # a restarted actor reloads before its first unit
             self.load()
         acks = []
@@ -69,16 +74,18 @@ class ModelActor:
             self.records.inc(len(records), tags={"actor": self.name})
             self.tokens.inc(sum(r["tokens"] for r in records), tags={"actor": self.name})
 
+        labels = ", ".join(unit.label for unit in units)
         try:
-            report = self.worker.run_unit(unit, emit)
+            reports = self.worker.run_units(units, emit)
             ray.get(acks)
         except Exception:
             cfg = self.worker.config
-            logger.exception("unit failed: %s %s %s", cfg.degradation_method, cfg.param_group_name, unit.label)
+            logger.exception("unit failed: %s %s %s", cfg.degradation_method, cfg.param_group_name, labels)
             raise
-        logger.info("unit %s done: %d records, %d tokens in %.1fs", unit.label, report.records, report.tokens,
-                    report.seconds)
-        return report
+        for report in reports:
+            logger.info("unit %s done: %d records, %d tokens in %.1fs (%d repetitions per batch)", report.unit.label,
+                        report.records, report.tokens, report.seconds, len(units) if self.worker.reps > 1 else 1)
+        return reports
 
     def pid(self) -> int:
         """This actor's process id (tests kill it)."""

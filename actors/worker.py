@@ -17,17 +17,20 @@ from actors.plan import Unit
 from actors.records import make_record, sampling_seed
 from actors.vram import BatchSizer, VramMonitor
 from configs.experiments import ExperimentConfig
+from degrader.attention import use_grouped_decode_attention
 from degrader.baseline import Baseline
 from degrader import memory
-from degrader.generation import SamplingParams, encode, generate, perplexity
+from degrader.generation import SamplingParams, encode, generate, perplexities, perplexity
 from degrader.groups import resolve_group
 from degrader.models import LoadedModel, load_model
+from degrader.rep_batch import RepStacks, unsupported_reason
 from degrader.static_decode import StaticDecoder, bucket
 
 logger = logging.getLogger(__name__)
 Emit = Callable[[list[dict]], None]
 MODEL_FIELDS = ("model_name", "dtype", "load_in_4bit")  # what a sweep's variants must share
 PROMPT_FIELDS = ("prompts", "image_enabled", "image_path", "max_batch_size")  # what decoders are built for
+MEMORY_HEADROOM = 0.8  # share of free GPU memory that batches and per-repetition copies may take
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,8 @@ class ModelWorker:
                                      config.top_p, ignore_eos)
         self.loaded: LoadedModel | None = None
         self.baseline: Baseline | None = None
-        self.decoders: dict[int, StaticDecoder] = {}
+        self.decoders: dict[tuple[int, int], StaticDecoder] = {}
+        self.stacks: RepStacks | None = None  # per-repetition copies of the group while rep-batching
         self.attention = attention  # attention implementation override (None: the model's default)
         self.compile_mode = compile_mode
 
@@ -65,6 +69,8 @@ class ModelWorker:
         self.loaded = load_model(cfg.model_name, cfg.dtype, self.device, cfg.load_in_4bit)
         if self.attention:
             self.loaded.model.set_attn_implementation(self.attention)
+        else:  # SDPA without a per-step copy of the KV cache for each query head
+            use_grouped_decode_attention(self.loaded.model)
         logger.info("loaded %s on %s in %.1fs", self.loaded.name, self.device, time.perf_counter() - started)
         self.prepare(cfg, force=True)
         return self.loaded.description
@@ -83,14 +89,52 @@ class ModelWorker:
         self.config = config
         if self.loaded is None:
             return  # load() prepares it
+        self._drop_stacks()
         if self.baseline is not None:
             self.baseline.restore()
         self.baseline = Baseline(resolve_group(self.loaded.model, config.param_group_name))
         if not (same_prompts and params == self.params):
             self._prepare_prompts(config, params)
-        logger.info("variant %s: %s on %s = %d tensors, baseline %.1f MB", config.name_suffix,
-                    config.degradation_method, config.param_group_name, len(self.baseline.targets),
-                    self.baseline.nbytes / 1e6)
+        self._prepare_stacks(config)
+        logger.info("variant %s: %s on %s = %d tensors, baseline %.1f MB, %d repetitions per batch",
+                    config.name_suffix, config.degradation_method, config.param_group_name,
+                    len(self.baseline.targets), self.baseline.nbytes / 1e6, self.reps)
+
+    @property
+    def reps(self) -> int:
+        """How many repetitions of a level one batch decodes (1: the per-unit path)."""
+        return self.stacks.reps if self.stacks is not None else 1
+
+    def _drop_stacks(self) -> None:
+        if self.stacks is not None:
+            self.stacks.uninstall()
+            self.stacks, self.decoders = None, {}
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+
+    def _prepare_stacks(self, config: ExperimentConfig) -> None:
+        """Allocate and install per-repetition copies of the group when more than one repetition fits."""
+        reps = self._planned_reps(config)
+        if reps > 1:
+            self.stacks = RepStacks(self.loaded.model, self.baseline.targets, reps)
+            self.stacks.install()
+            self.decoders = {}
+
+    def _planned_reps(self, config: ExperimentConfig) -> int:
+        """Repetitions per batch: the config's request (0 = auto), what fits in memory, spread evenly."""
+        requested = config.reps_per_batch
+        reason = unsupported_reason(self.loaded.model, self.baseline.targets)
+        if requested == 1 or config.n_rep == 1 or reason is not None:
+            if reason is not None and requested != 1:
+                logger.info("one repetition per batch: %s", reason)
+            return 1
+        if self.device.type != "cuda":  # no memory to share out on the CPU; explicit requests only
+            return min(requested, config.n_rep) if requested else 1
+        free, _ = torch.cuda.mem_get_info(self.device)
+        sequence = bucket(self.prompt_length) + self.params.max_new_tokens
+        fits = memory.max_reps(self.loaded.model.config, self.loaded.model.dtype, int(MEMORY_HEADROOM * free),
+                               sequence, self.sizer.size, self.baseline.nbytes)
+        return memory.spread_reps(config.n_rep, min(fits, requested or config.n_rep))
 
     def _prepare_prompts(self, config: ExperimentConfig, params: SamplingParams) -> None:
         self.params, self.decoders = params, {}
@@ -109,56 +153,92 @@ class ModelWorker:
         return max(1, min(cap, memory.max_batch(self.loaded.model.config, self.loaded.model.dtype, free, sequence)))
 
     def decoder(self, batch_size: int) -> StaticDecoder | None:
-        """The compiled static decoder for `batch_size` rows (built once), or None for eager decoding."""
+        """The compiled static decoder for `batch_size` prompts per repetition (built once), or None (eager)."""
         if not self.static:
             return None
-        if batch_size not in self.decoders:
-            self.decoders[batch_size] = StaticDecoder(self.loaded.model, batch_size, self.prompt_length, self.params,
-                                                      mode=self.compile_mode)
-        return self.decoders[batch_size]
+        key = (batch_size, self.reps)
+        if key not in self.decoders:
+            self.decoders[key] = StaticDecoder(self.loaded.model, batch_size, self.prompt_length, self.params,
+                                               mode=self.compile_mode, reps=self.reps)
+        return self.decoders[key]
+
+    def run_units(self, units: list[Unit], emit: Emit) -> list[UnitReport]:
+        """Run repetitions of one level with the same prompts: together when rep-batching, else one by one."""
+        if self.stacks is None:
+            return [self.run_unit(unit, emit) for unit in units]
+        reports = []
+        for start in range(0, len(units), self.reps):
+            reports += self._run_rep_batch(units[start: start + self.reps], emit)
+        return reports
 
     def run_unit(self, unit: Unit, emit: Emit) -> UnitReport:
         """Restore, degrade with the unit's seed, generate the unit's prompts batch by batch."""
+        if self.stacks is not None:
+            return self._run_rep_batch([unit], emit)[0]
         started = time.perf_counter()
-        seed = self.config.seed + unit.repeat_index
         self.baseline.restore()
-        self.baseline.degrade(self.config.degradation_method, unit.level, seed)
-        runtime = {"actor": self.name, "device": str(self.device), **self.provenance}
-        if self.config.compute_perplexity:
-            runtime["perplexity"] = perplexity(self.loaded, self.config.perplexity_text)
-        records, tokens = self.generate_unit(unit, runtime, emit)
-        return UnitReport(unit, records, tokens, time.perf_counter() - started)
+        self.baseline.degrade(self.config.degradation_method, unit.level, self.config.seed + unit.repeat_index)
+        perplexities = [perplexity(self.loaded, self.config.perplexity_text)] if self.config.compute_perplexity else []
+        records, tokens = self.generate_units([unit], self._runtime([unit], perplexities), emit)
+        return UnitReport(unit, records[0], tokens[0], time.perf_counter() - started)
 
-    def generate_unit(self, unit: Unit, runtime: dict, emit: Emit) -> tuple[int, int]:
-        """Generate the unit's prompts batch by batch (weights already degraded); returns records, tokens."""
-        pending, records, tokens = list(unit.prompt_ids), 0, 0
+    def _run_rep_batch(self, units: list[Unit], emit: Emit) -> list[UnitReport]:
+        """Up to `reps` repetitions of one level, each row block with its own degraded copies."""
+        if len({(u.level, u.prompt_ids) for u in units}) != 1:
+            raise ValueError("a rep-batch takes repetitions of one level with the same prompts")
+        started = time.perf_counter()
+        self.baseline.restore()  # the copies are made from the live (clean) weights
+        self.stacks.degrade(self.config.degradation_method, units[0].level,
+                            [self.config.seed + u.repeat_index for u in units])
+        perplexities = (perplexities(self.loaded, self.config.perplexity_text, self.reps)[: len(units)]
+                        if self.config.compute_perplexity else [])
+        records, tokens = self.generate_units(units, self._runtime(units, perplexities), emit)
+        seconds = time.perf_counter() - started
+        return [UnitReport(u, n, t, seconds) for u, n, t in zip(units, records, tokens)]
+
+    def _runtime(self, units: list[Unit], perplexities: list[float]) -> list[dict]:
+        """Per unit: where its records were made, and its perplexity when the config asks for it."""
+        runtime = {"actor": self.name, "device": str(self.device), "reps_in_batch": len(units), **self.provenance}
+        if not perplexities:
+            return [dict(runtime) for _ in units]
+        return [{**runtime, "perplexity": value} for value in perplexities]
+
+    def generate_units(self, units: list[Unit], runtimes: list[dict], emit: Emit) -> tuple[list[int], list[int]]:
+        """Generate the units' prompts batch by batch (weights already in place); records and tokens per unit."""
+        pending, records, tokens = list(units[0].prompt_ids), [0] * len(units), [0] * len(units)
         while pending:
             batch = pending[: self.sizer.size]
-            generations = self._generate_batch(unit, batch)
+            generations = self._generate_batch(units, batch)
             vram = {"vram_usage_percent": self.sizer.after_batch()}
-            emit([make_record(self.config, self.loaded, unit, i, g, {**runtime, **vram})
-                  for i, g in zip(batch, generations)])
+            for r, (unit, runtime) in enumerate(zip(units, runtimes)):
+                mine = generations[r * len(batch): (r + 1) * len(batch)]
+                emit([make_record(self.config, self.loaded, unit, i, g, {**runtime, **vram})
+                      for i, g in zip(batch, mine)])
+                records[r] += len(batch)
+                tokens[r] += sum(g.tokens_out for g in mine)
             pending = pending[len(batch):]
-            records += len(batch)
-            tokens += sum(g.tokens_out for g in generations)
         return records, tokens
 
-    def _generate_batch(self, unit: Unit, prompt_ids: list[int]):
+    def _generate_batch(self, units: list[Unit], prompt_ids: list[int]):
+        """Generations ordered by repetition block: units[0]'s prompts, then units[1]'s, ..."""
         cfg = self.config
         prompts = [cfg.prompts[i] for i in prompt_ids]
-        seeds = [sampling_seed(cfg, unit.repeat_index, p) for p in prompts]
+        seeds = [sampling_seed(cfg, u.repeat_index, p) for u in units for p in prompts]
+        seeds += seeds[-len(prompts):] * (self.reps - len(units))  # padding blocks repeat the last repetition
         try:
-            return generate(self.loaded, [p.text for p in prompts], self.params, seeds, self.image,
-                            self.decoder(self.sizer.size))
+            generations = generate(self.loaded, [p.text for p in prompts], self.params, seeds, self.image,
+                                   self.decoder(self.sizer.size), reps=self.reps)
+            return generations[: len(units) * len(prompts)]
         except torch.OutOfMemoryError:
             if len(prompt_ids) == 1:
                 raise
             self.sizer.after_oom()
         # retried outside the except block, so the failed attempt's tensors are freed first; decoders
         # sized for more rows than now fit are dropped with their caches
-        self.decoders = {size: d for size, d in self.decoders.items() if size <= self.sizer.size}
-        generations, rest = [], prompt_ids
+        self.decoders = {key: d for key, d in self.decoders.items() if key[0] <= self.sizer.size}
+        chunks, rest = [], prompt_ids
         while rest:  # the size may shrink again inside, so chunks are cut one at a time
             chunk, rest = rest[: self.sizer.size], rest[self.sizer.size:]
-            generations += self._generate_batch(unit, chunk)
-        return generations
+            chunks.append((chunk, self._generate_batch(units, chunk)))
+        # back to the block order of the whole batch: repetition by repetition, prompts in order
+        return [g for r in range(len(units)) for chunk, gens in chunks for g in gens[r * len(chunk): (r + 1) * len(chunk)]]

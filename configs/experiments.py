@@ -40,6 +40,9 @@ class ExperimentConfig:
     deg_steps: int = 5
     n_rep: int = 10  # repetition r uses seed + r
     max_batch_size: int = 40  # most prompts generated together
+    # repetitions of a level decoded as one batch, each with its own degraded copy of the group
+    # (rep-batching); 0 = as many as GPU memory allows (1 on the CPU), 1 = one repetition at a time
+    reps_per_batch: int = 0
     seed: int = 42
     temperature: float = 1.0
     do_sample: bool = True
@@ -100,6 +103,8 @@ def _check_numbers(config: ExperimentConfig) -> None:
     for name, value in positive.items():
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if not isinstance(config.reps_per_batch, int) or config.reps_per_batch < 0:
+        raise ValueError(f"reps_per_batch must be an integer >= 0 (0 = as many as fit), got {config.reps_per_batch!r}")
     if config.max_prompts is not None and config.max_prompts < 1:
         raise ValueError(f"max_prompts must be >= 1 (or unset for all prompts), got {config.max_prompts}")
     if not config.temperature > 0:

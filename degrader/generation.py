@@ -86,9 +86,11 @@ def choose_tokens(logits: torch.Tensor, params: SamplingParams, row_seeds: torch
     """Next token per row: argmax, or Gumbel-max sampling after temperature, top-k and top-p."""
     if not params.do_sample:
         return logits.argmax(dim=-1)
-    scores = logits.float() / params.temperature
-    k = params.top_k if params.top_k else scores.shape[-1]
-    values, indices = scores.topk(min(k, scores.shape[-1]), dim=-1)
+    # top-k on the logits as they come (bf16 on a GPU: half the bytes of a float32 copy of the whole
+    # vocabulary); temperature > 0 keeps the order, so only the k survivors go to float32
+    k = params.top_k if params.top_k else logits.shape[-1]
+    values, indices = logits.topk(min(k, logits.shape[-1]), dim=-1)
+    values = values.float() / params.temperature
     if params.top_p is not None and params.top_p < 1.0:
         probs = values.softmax(dim=-1)
         outside = (probs.cumsum(dim=-1) - probs) > params.top_p  # keeps at least the top token
@@ -131,13 +133,17 @@ def decode(model, inputs: dict[str, torch.Tensor], params: SamplingParams, row_s
 
 
 def generate(loaded: LoadedModel, prompts: Sequence[str], params: SamplingParams,
-             row_seeds: Sequence[int], image: Any = None, decoder=None) -> list[Generation]:
+             row_seeds: Sequence[int], image: Any = None, decoder=None, reps: int = 1) -> list[Generation]:
     """Generate for a batch of prompts; row i samples from its own stream `row_seeds[i]`.
 
     `decoder` (a `static_decode.StaticDecoder` built for `params`) selects the static, compiled path.
+    `reps` > 1 decodes the prompts once per repetition (rep-batching, `rep_batch.RepStacks` installed):
+    rows and results are ordered repetition by repetition, and `row_seeds` has one seed per row.
     """
     start = time.perf_counter()
     inputs = encode(loaded, prompts, image)
+    if reps > 1:
+        inputs = {key: value.repeat(reps, *([1] * (value.dim() - 1))) for key, value in inputs.items()}
     seeds = torch.tensor(list(row_seeds), dtype=torch.int64, device=loaded.device)
     stop_ids = stop_token_ids(loaded)
     pad_id = loaded.tokenizer.pad_token_id
@@ -161,10 +167,16 @@ def _result(loaded: LoadedModel, row: torch.Tensor, tokens_in: int, stop_ids, pa
     return Generation(text, int(tokens_in), len(ids), duration, batch_size)
 
 
-@torch.inference_mode()
 def perplexity(loaded: LoadedModel, text: str) -> float:
     """exp(mean negative log-likelihood per token) of `text` under the model."""
+    return perplexities(loaded, text, 1)[0]
+
+
+@torch.inference_mode()
+def perplexities(loaded: LoadedModel, text: str, reps: int) -> list[float]:
+    """The perplexity of `text` under each repetition's weights (`reps` = 1: the model as it is)."""
     ids = loaded.tokenizer(text, return_tensors="pt").input_ids.to(loaded.device)
-    logits = loaded.model(input_ids=ids).logits[:, :-1].float()
-    nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
-    return float(torch.exp(nll))
+    logits = loaded.model(input_ids=ids.repeat(reps, 1)).logits[:, :-1].float()
+    targets = ids[:, 1:].expand(reps, -1)
+    nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none").mean(dim=-1)
+    return torch.exp(nll).tolist()

@@ -22,14 +22,26 @@ class MemoryEstimate:
         return self.weights + self.kv_cache + self.logits + self.activations
 
 
-def count_parameters(config) -> int:
-    """Parameters of the architecture, counted on the meta device (no weights are allocated)."""
+def meta_model(config):
+    """The architecture on the meta device: shapes and names, no weights allocated."""
     from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
     auto = AutoModelForImageTextToText if getattr(config, "vision_config", None) is not None else AutoModelForCausalLM
     with torch.device("meta"):
-        model = auto.from_config(config)
-    return sum(p.numel() for p in model.parameters())
+        return auto.from_config(config)
+
+
+def count_parameters(config) -> int:
+    """Parameters of the architecture, counted on the meta device (no weights are allocated)."""
+    return sum(p.numel() for p in meta_model(config).parameters())
+
+
+def group_bytes(config, dtype: torch.dtype, group: str) -> int:
+    """Bytes of one copy of parameter group `group`: what each rep-batched repetition adds."""
+    from degrader.groups import resolve_group
+
+    size = torch.tensor([], dtype=dtype).element_size()
+    return sum(target.tensor.numel() * size for target in resolve_group(meta_model(config), group))
 
 
 def kv_bytes_per_token(config, dtype_bytes: int) -> int:
@@ -56,3 +68,17 @@ def max_batch(config, dtype: torch.dtype, free_bytes: int, sequence: int, headro
     """How many sequences of `sequence` tokens fit in `headroom` of `free_bytes` (weights already loaded)."""
     size = torch.tensor([], dtype=dtype).element_size()
     return int(headroom * free_bytes // sum(_per_batch(config, size, 1, sequence).values()))
+
+
+def max_reps(config, dtype: torch.dtype, free_bytes: int, sequence: int, rows_per_rep: int, rep_bytes: int) -> int:
+    """How many repetitions fit in `free_bytes` when each adds `rows_per_rep` sequences and `rep_bytes` of copies."""
+    size = torch.tensor([], dtype=dtype).element_size()
+    per_rep = rep_bytes + sum(_per_batch(config, size, rows_per_rep, sequence).values())
+    return int(free_bytes // per_rep)
+
+
+def spread_reps(n_rep: int, most: int) -> int:
+    """Repetitions per batch when at most `most` fit: as few batches as possible, equally full (10 at most 6: 5)."""
+    most = max(1, min(most, n_rep))
+    batches = -(-n_rep // most)
+    return -(-n_rep // batches)

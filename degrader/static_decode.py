@@ -18,7 +18,7 @@ from degrader.generation import SamplingParams, cache_argument, choose_tokens
 
 logger = logging.getLogger(__name__)
 STOP_CHECK_EVERY = 16  # steps between host syncs that test whether every row has stopped
-LENGTH_BUCKET = 64
+LENGTH_BUCKET = 16  # prompt lengths round up to this: the cache is read whole at every step
 
 
 def bucket(length: int, size: int = LENGTH_BUCKET) -> int:
@@ -47,11 +47,15 @@ def static_cache(config, length: int):
 
 
 class StaticDecoder:
-    """Decodes batches of at most `batch_size` rows with prompts of at most `prompt_length` tokens."""
+    """Decodes `reps` blocks of at most `batch_size` rows with prompts of at most `prompt_length` tokens.
+
+    `reps` > 1 is rep-batching: the batch is `reps` blocks, one per repetition, each padded on its own
+    so that block r always occupies rows [r * batch_size, (r + 1) * batch_size).
+    """
 
     def __init__(self, model, batch_size: int, prompt_length: int, params: SamplingParams, compile: bool = True,
-                 mode: str = "reduce-overhead"):
-        self.model, self.batch_size, self.params = model, batch_size, params
+                 mode: str = "reduce-overhead", reps: int = 1):
+        self.model, self.batch_size, self.params, self.reps = model, batch_size, params, reps
         self.prompt_length = bucket(prompt_length)
         self.cache = static_cache(model.config, self.prompt_length + params.max_new_tokens)
         self.cache_key = cache_argument(model)
@@ -66,23 +70,28 @@ class StaticDecoder:
         return choose_tokens(logits[:, -1], self.params, row_seeds, step)
 
     def pad(self, inputs: dict[str, torch.Tensor], row_seeds: torch.Tensor) -> tuple[dict, torch.Tensor]:
-        """Left-pad to prompt_length and repeat the last row up to batch_size."""
+        """Left-pad to prompt_length and repeat each block's last row up to batch_size rows per block."""
         rows, length = inputs["input_ids"].shape
-        if rows > self.batch_size or length > self.prompt_length:
-            raise ValueError(f"batch {rows}x{length} exceeds the decoder's {self.batch_size}x{self.prompt_length}")
+        if rows % self.reps or rows // self.reps > self.batch_size or length > self.prompt_length:
+            raise ValueError(f"batch {rows}x{length} does not fit the decoder's {self.reps} blocks of "
+                             f"{self.batch_size}x{self.prompt_length}")
         padded = {}
         for key, value in inputs.items():
             if value.dim() == 2 and value.shape[1] == length:  # token-aligned: ids, mask, token types
                 value = torch.nn.functional.pad(value, (self.prompt_length - length, 0), value=0)
-            padded[key] = torch.cat([value, value[-1:].expand(self.batch_size - rows, *value.shape[1:])])
-        seeds = torch.cat([row_seeds, row_seeds[-1:].expand(self.batch_size - rows)])
-        return padded, seeds
+            padded[key] = self._pad_blocks(value)
+        return padded, self._pad_blocks(row_seeds)
+
+    def _pad_blocks(self, value: torch.Tensor) -> torch.Tensor:
+        blocks = value.reshape(self.reps, -1, *value.shape[1:])
+        filler = blocks[:, -1:].expand(-1, self.batch_size - blocks.shape[1], *value.shape[1:])
+        return torch.cat([blocks, filler], dim=1).reshape(-1, *value.shape[1:])
 
     @torch.inference_mode()
     def decode(self, inputs: dict[str, torch.Tensor], row_seeds: torch.Tensor, stop_ids: Sequence[int],
                pad_id: int) -> torch.Tensor:
         """New token ids [rows, T] for the real rows, padded with `pad_id` after they stop."""
-        rows = inputs["input_ids"].shape[0]
+        per_block = inputs["input_ids"].shape[0] // self.reps
         inputs, seeds = self.pad(inputs, row_seeds)
         self.cache.reset()
         mask = torch.nn.functional.pad(inputs["attention_mask"], (0, self.params.max_new_tokens), value=1)
@@ -90,7 +99,8 @@ class StaticDecoder:
         logits = self.model(**{**inputs, "attention_mask": mask[:, : self.prompt_length]}, position_ids=positions,
                             use_cache=True, logits_to_keep=1, **{self.cache_key: self.cache}).logits
         token = choose_tokens(logits[:, -1], self.params, seeds, 0)
-        return self._loop(token, positions[:, -1:], mask, seeds, stop_ids, pad_id)[:rows]
+        new_tokens = self._loop(token, positions[:, -1:], mask, seeds, stop_ids, pad_id)
+        return new_tokens.reshape(self.reps, self.batch_size, -1)[:, :per_block].reshape(self.reps * per_block, -1)
 
     def _loop(self, token, position, mask, seeds, stop_ids, pad_id) -> torch.Tensor:
         # Step indices and cache positions live on the device: no host-to-device copy (and so no

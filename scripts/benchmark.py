@@ -1,12 +1,15 @@
-"""GPU benchmark: the original pipeline's naive loop against the ModelActor path, on one GPU.
+"""GPU benchmark: the original pipeline's naive loop against the ModelActor paths, on one GPU.
 
     python scripts/benchmark.py            # 2 levels x 2 repetitions of mlp_only mult_gauss on dreams_it
-    python scripts/benchmark.py --full     # and the full dreams_it (5 levels x 10 repetitions) on the fast path
+    python scripts/benchmark.py --group attn_only --levels 0.3 --reps 10 --full --also mlp_only embed_only
 
-Both paths generate the 38 dreams_it prompts with 350 new tokens forced. (a) is the original loop: per
+All paths generate the 38 dreams_it prompts with 350 new tokens forced. (a) is the original loop: per
 unit restore, degrade, `generate` with a dynamic cache, eager. (b) is `ModelWorker`, the code each
-ModelActor runs: static KV cache, compiled decode step, in-place restore and degrade. Uses the real
-google/gemma-3-4b-it where it loads, else random:gemma-3-4b-it (the same compute), and says which.
+ModelActor runs, one repetition per batch: static KV cache, compiled decode step, in-place restore and
+degrade. (c) is the same worker rep-batching: the repetitions of a level in one batch, as many as fit
+in memory, each with its own degraded copy of the group. `--full` times the whole dreams_it (5 levels
+x 10 repetitions) on (c); `--also` times (c) for other groups. Uses the real google/gemma-3-4b-it
+where it loads, else random:gemma-3-4b-it (the same compute), and says which.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import argparse
 import json
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from actors.driver import take_batch  # noqa: E402
 from actors.plan import Unit  # noqa: E402
 from actors.worker import ModelWorker  # noqa: E402
 from configs.experiments import apply_overrides, get_config  # noqa: E402
@@ -41,9 +46,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=350)
     parser.add_argument("--skip-naive", action="store_true")
-    parser.add_argument("--attention", help="attention implementation of the fast path (e.g. eager, sdpa)")
+    parser.add_argument("--naive-units", type=int, help="time the naive loop on the first N units only (it is slow)")
+    parser.add_argument("--attention", help="attention implementation of the fast paths (default: SDPA with grouped "
+                        "single-token queries; sdpa = transformers' own, eager)")
     parser.add_argument("--compile-mode", default="reduce-overhead", help="torch.compile mode of the decode step")
-    parser.add_argument("--full", action="store_true", help="also run the full dreams_it (5 levels x 10 reps)")
+    parser.add_argument("--full", action="store_true", help="also run the full dreams_it (5 levels x 10 reps), rep-batched")
+    parser.add_argument("--also", nargs="*", default=[], help="more groups to time rep-batched on the same workload")
+    parser.add_argument("--skip-per-unit", action="store_true", help="skip path (b)")
+    parser.add_argument("--reps-per-batch", type=int, default=0, help="repetitions per batch of (c); 0 = as many as fit")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     return parser.parse_args()
 
@@ -85,29 +95,76 @@ def naive_unit(worker: ModelWorker, unit: Unit, inputs: dict) -> tuple[float, fl
     return lesion, generation
 
 
-def fast_unit(worker: ModelWorker, unit: Unit) -> tuple[float, float]:
-    """The ModelActor path for one unit (records built and dropped)."""
-    cfg = worker.config
-    lesion = timed(lambda: (worker.baseline.restore(),
-                            worker.baseline.degrade(cfg.degradation_method, unit.level, cfg.seed + unit.repeat_index)))
-    generation = timed(lambda: worker.generate_unit(unit, {}, lambda records: None))
+def naive_path(worker: ModelWorker, units: list[Unit], steps: int, limit: float) -> dict:
+    """(a) on `units`, with the attention the original pipeline had (transformers' SDPA)."""
+    model, chosen = worker.loaded.model, worker.loaded.model.config._attn_implementation
+    model.set_attn_implementation("sdpa")
+    try:
+        inputs = encode(worker.loaded, [p.text for p in worker.config.prompts], worker.image)
+        timings = [naive_unit(worker, unit, inputs) for unit in units]
+    finally:
+        model.set_attn_implementation(chosen)
+    return summarize("naive generate (dynamic cache, eager)", timings, [len(worker.config.prompts)] * len(units), steps,
+                     limit)
+
+
+def fast_batch(worker: ModelWorker, units: list[Unit]) -> tuple[float, float]:
+    """The ModelActor path for repetitions of one level (records built and dropped): lesion, generation seconds."""
+    cfg, seeds = worker.config, [worker.config.seed + u.repeat_index for u in units]
+    if worker.stacks is None:
+        lesion = timed(lambda: (worker.baseline.restore(),
+                                worker.baseline.degrade(cfg.degradation_method, units[0].level, seeds[0])))
+    else:
+        lesion = timed(lambda: (worker.baseline.restore(),
+                                worker.stacks.degrade(cfg.degradation_method, units[0].level, seeds)))
+    generation = timed(lambda: worker.generate_units(units, [{} for _ in units], lambda records: None))
     return lesion, generation
 
 
-def summarize(name: str, timings: list[tuple[float, float]], rows: int, steps: int, limit: float) -> dict:
+def batches(worker: ModelWorker, units: list[Unit]) -> list[list[Unit]]:
+    """The units as the driver hands them to this worker: repetitions of a level, `worker.reps` at a time."""
+    queue, out = deque(units), []
+    while queue:
+        out.append(take_batch(queue, worker.reps))
+    return out
+
+
+def time_path(name: str, worker: ModelWorker, units: list[Unit], steps: int, limit_at) -> dict:
+    """Compile on the first batch (not timed as generation), then time every batch of `units`."""
+    print(f"timing {name}: {len(units)} units, {worker.reps} repetitions per batch", file=sys.stderr, flush=True)
+    torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
+    groups = batches(worker, units)
+    first = timed(lambda: fast_batch(worker, groups[0]))
+    timings = [fast_batch(worker, group) for group in groups]
+    rows = worker.sizer.size * worker.reps
+    # the limit of the batch shape decoded (padding blocks of a short last batch included)
+    result = summarize(name, timings, [len(g) * worker.sizer.size for g in groups], steps, limit_at(rows))
+    return {**result, "reps_per_batch": worker.reps, "rows_per_batch": rows, "compile_and_first_batch_s": round(first, 1),
+            "copies_per_rep_gib": round(worker.stacks.nbytes_per_rep / 2**30, 3) if worker.stacks else 0.0,
+            "peak_memory_gib": peak_gib()}
+
+
+def peak_gib() -> float | None:
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None
+
+
+def summarize(name: str, timings: list[tuple[float, float]], rows: list[int], steps: int, limit: float) -> dict:
+    """`rows[i]`: sequences generated by timing i (prompts x repetitions)."""
     lesion = sum(t[0] for t in timings) / len(timings)
     generation = sum(t[1] for t in timings)
-    tokens_per_s = rows * steps * len(timings) / generation
-    return {"path": name, "units": len(timings), "tokens_per_s": round(tokens_per_s, 1),
+    tokens_per_s = sum(rows) * steps / generation
+    return {"path": name, "batches": len(timings), "tokens_per_s": round(tokens_per_s, 1),
             "ms_per_step": round(1e3 * generation / (steps * len(timings)), 2),
             "restore_degrade_s": round(lesion, 3), "generation_s": round(generation, 1),
             "fraction_of_bandwidth_limit": round(tokens_per_s / limit, 3)}
 
 
 def bandwidth_limit(worker: ModelWorker, rows: int, sequence: int) -> tuple[float, str, float]:
-    """tokens/s if every decode step only read the language-model weights and the mean KV cache."""
+    """tokens/s at `rows` rows if every decode step only read the language-model weights (each repetition's
+    copies of a rep-batched group included) and the mean KV cache."""
     model = worker.loaded.model
     weights = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if not is_vision(n))
+    weights += worker.stacks.nbytes_per_rep * (worker.reps - 1) if worker.stacks is not None else 0
     kv = memory.kv_bytes_per_token(model.config, model.dtype.itemsize) * rows * sequence / 2
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (smoke test only)"
     bandwidth = next((bw for key, bw in DATASHEET_BANDWIDTH.items() if key in name), 3.35e12)
@@ -119,42 +176,59 @@ def main() -> None:
     spec = pick_model(args.model)
     config = apply_overrides(get_config("dreams_it"), [
         f"model_name={spec}", f"param_group_name={args.group}", f"degradation_method={args.method}",
-        f"max_new_tokens={args.max_new_tokens}", "min_deg=0", "max_deg=0.5"])
+        f"max_new_tokens={args.max_new_tokens}", "min_deg=0", "max_deg=0.5", "reps_per_batch=1"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     worker = ModelWorker(config, device, "benchmark", ignore_eos=True, attention=args.attention,
                          compile_mode=args.compile_mode)
     load_s = timed(worker.load)
-    rows = worker.sizer.size
     units = [Unit(level, r, tuple(range(len(config.prompts)))) for level in args.levels for r in range(args.reps)]
     sequence = bucket(worker.prompt_length) + config.max_new_tokens
-    limit, gpu, bandwidth = bandwidth_limit(worker, rows, sequence)
-    report = {"gpu": gpu, "model": spec, "dtype": str(worker.loaded.model.dtype), "batch": rows,
+    limit, gpu, bandwidth = bandwidth_limit(worker, worker.sizer.size, sequence)
+    steps = config.max_new_tokens
+    report = {"gpu": gpu, "model": spec, "dtype": str(worker.loaded.model.dtype), "prompts_per_batch": worker.sizer.size,
               "attention": worker.loaded.model.config._attn_implementation, "compile_mode": args.compile_mode,
-              "prompt_length": worker.prompt_length, "new_tokens": config.max_new_tokens, "load_s": round(load_s, 1),
-              "bandwidth_limit_tokens_per_s": round(limit), "datasheet_bandwidth": bandwidth}
-    results = []
+              "prompt_length": worker.prompt_length, "new_tokens": steps, "load_s": round(load_s, 1),
+              "bandwidth_limit_tokens_per_s": round(limit), "datasheet_bandwidth": bandwidth,
+              "workload": f"{args.group} {args.method}, levels {args.levels} x {args.reps} repetitions"}
+    results = report["results"] = {}
+
+    def save() -> None:  # after every path, so a run cut short keeps what it measured
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1))
+
     if not args.skip_naive:
-        inputs = encode(worker.loaded, [p.text for p in config.prompts], worker.image)
-        results.append(summarize("naive generate (dynamic cache, eager)", [naive_unit(worker, u, inputs) for u in units],
-                                 len(config.prompts), config.max_new_tokens, limit))
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    report["compile_and_first_unit_s"] = round(timed(lambda: fast_unit(worker, units[0])), 1)
-    results.append(summarize("ModelActor path (static cache, compiled)", [fast_unit(worker, u) for u in units], rows,
-                             config.max_new_tokens, limit))
-    report["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None
-    estimate = memory.estimate(worker.loaded.model.config, worker.loaded.model.dtype, rows, sequence)
-    report["dry_run_estimate_gib"] = round(estimate.total / 2**30, 2)
-    if len(results) == 2:
-        report["speedup"] = round(results[1]["tokens_per_s"] / results[0]["tokens_per_s"], 1)
+        results["naive"] = naive_path(worker, units[: args.naive_units], steps, limit)
+        save()
+
+    def limit_at(rows: int) -> float:
+        return bandwidth_limit(worker, rows, sequence)[0]
+
+    if not args.skip_per_unit:
+        results["per_unit"] = time_path("ModelActor path, one repetition per batch", worker, units, steps, limit_at)
+        save()
+    worker.prepare(config.replace(reps_per_batch=args.reps_per_batch))
+    results["rep_batched"] = rep = time_path("ModelActor path, rep-batched", worker, units, steps, limit_at)
+    save()
+    estimate = memory.estimate(worker.loaded.model.config, worker.loaded.model.dtype, worker.sizer.size, sequence)
+    report["dry_run_estimate_gib_one_rep"] = round(estimate.total / 2**30, 2)
+    for base in ("naive", "per_unit"):
+        if base in results:
+            rep[f"speedup_over_{base}"] = round(rep["tokens_per_s"] / results[base]["tokens_per_s"], 1)
+    if "naive" in results and "per_unit" in results:
+        results["per_unit"]["speedup_over_naive"] = round(results["per_unit"]["tokens_per_s"] / results["naive"]["tokens_per_s"], 1)
     if args.full:
         full = [Unit(level, r, tuple(range(len(config.prompts)))) for level in config.levels for r in range(config.n_rep)]
-        results.append(summarize(f"full dreams_it, {len(full)} units", [fast_unit(worker, u) for u in full], rows,
-                                 config.max_new_tokens, limit))
-    report["results"] = results
+        results["full_dreams_it"] = time_path(f"full dreams_it, {len(full)} units, rep-batched", worker, full, steps,
+                                              limit_at)
+        save()
+    for group in args.also:
+        worker.prepare(config.replace(param_group_name=group, reps_per_batch=args.reps_per_batch))
+        units_r = [Unit(args.levels[0], r, tuple(range(len(config.prompts)))) for r in range(config.n_rep)]
+        results[f"rep_batched_{group}"] = time_path(f"{group}, rep-batched, {len(units_r)} repetitions", worker, units_r,
+                                                    steps, limit_at)
+        save()
     print(json.dumps(report, indent=1))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1))
+    save()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from configs.experiments import apply_overrides, get_config
 
 SMALL = ["model_name=embedded", "max_prompts=3", "n_rep=2", "max_new_tokens=6", "degradation_method=mult_gauss",
          "min_deg=0", "max_deg=0.5", "deg_steps=2"]
-VOLATILE = ("timestamp", "duration", "actor", "vram_usage_percent", "ray_node_id", "host", "batch_size_effective")
+VOLATILE = ("timestamp", "duration", "actor", "vram_usage_percent", "ray_node_id", "host", "batch_size_effective",
+            "reps_in_batch")
 
 
 @pytest.fixture(scope="session")

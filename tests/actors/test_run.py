@@ -45,10 +45,19 @@ def test_one_and_two_actors_give_identical_records(ray_cluster, tmp_path):
     assert {record_key(r): stable(r) for r in two} == by_key
 
 
-def test_killed_model_actor_is_replaced_and_the_run_completes(ray_cluster, tmp_path, caplog):
+def test_rep_batched_actors_write_the_records_of_the_per_unit_path(ray_cluster, tmp_path):
+    per_unit = run(tmp_path / "one", small_config("n_rep=3"))
+    batched = run(tmp_path / "three", small_config("n_rep=3", "reps_per_batch=3"), cpu_actors=2)
+    assert {r["reps_in_batch"] for r in per_unit} == {1} and {r["reps_in_batch"] for r in batched} == {3}
+    assert {record_key(r): stable(r) for r in batched} == {record_key(r): stable(r) for r in per_unit}
+    assert "3 repetitions per batch" in (tmp_path / "three" / "run.log").read_text()
+
+
+@pytest.mark.parametrize("reps", [1, 3])
+def test_killed_model_actor_is_replaced_and_the_run_completes(ray_cluster, tmp_path, caplog, reps):
     from ray.util.state import list_actors
 
-    config = small_config("max_prompts=4", "n_rep=3", "max_new_tokens=10")
+    config = small_config("max_prompts=4", "n_rep=3", "max_new_tokens=10", "deg_steps=3", f"reps_per_batch={reps}")
     result = {}
     thread = threading.Thread(target=lambda: result.update(records=run(tmp_path, config)))
     thread.start()
@@ -61,8 +70,9 @@ def test_killed_model_actor_is_replaced_and_the_run_completes(ray_cluster, tmp_p
     os.kill(actors["ModelActor:cpu0"], signal.SIGKILL)
     thread.join(timeout=240)
     records = result["records"]
-    assert len(records) == 24 == len({record_key(r) for r in records})
-    assert caplog.text.count("ActorUnavailableError") == 1 and "requeued" in caplog.text
+    assert len(records) == 36 == len({record_key(r) for r in records})
+    # the killed batch's units (one, or the three repetitions of a level) each went back in the queue once
+    assert caplog.text.count("ActorUnavailableError") == reps and "requeued" in caplog.text
     assert (tmp_path / "run.log").read_text().count("loaded embedded:gemma-3-270m") == 2  # reloaded once
 
 

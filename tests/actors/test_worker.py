@@ -6,7 +6,7 @@ import torch
 import actors.worker as worker_module
 from actors.plan import Unit
 from actors.worker import ModelWorker
-from tests.actors.conftest import small_config
+from tests.actors.conftest import small_config, stable
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_out_of_memory_shrinks_the_batch_and_keeps_every_prompt(worker, monkeypa
     monkeypatch.setattr(worker_module, "generate", generate)
     unit = Unit(0.0, 0, tuple(range(6)))
     records = []
-    worker.generate_unit(unit, {}, records.extend)
+    worker.generate_units([unit], [{}], records.extend)
     assert [r["prompt_id"] for r in records] == [1, 2, 3, 4, 5, 6]
     assert calls == [6, 3, 1, 1, 1, 1, 1, 1]  # 6 -> 3 -> 1 per batch; every prompt generated once
     assert worker.sizer.size <= 2 and all(r["batch_size_effective"] <= 2 for r in records)
@@ -44,3 +44,42 @@ def test_a_variant_switch_restores_the_old_group_before_snapshotting_the_new(wor
     assert len(worker.baseline.targets) == 54
     with pytest.raises(ValueError, match="same"):
         worker.prepare(worker.config.replace(dtype="bfloat16"))
+
+
+@pytest.mark.parametrize("oom_above", [None, 2])
+def test_rep_batched_units_give_the_per_unit_records(monkeypatch, oom_above):
+    real = worker_module.generate
+
+    def generate(loaded, prompts, *args, **kwargs):  # a GPU that holds at most `oom_above` prompts per repetition
+        if oom_above and len(prompts) > oom_above:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(loaded, prompts, *args, **kwargs)
+
+    monkeypatch.setattr(worker_module, "generate", generate)
+    records = {}
+    for reps in (1, 3):
+        config = small_config("max_prompts=5", "n_rep=3", "max_new_tokens=8", f"reps_per_batch={reps}")
+        worker = ModelWorker(config, torch.device("cpu"), "test")
+        worker.load()
+        assert worker.reps == reps
+        emitted = []
+        units = [Unit(0.5, r, (0, 1, 2, 3, 4)) for r in range(3)]
+        reports = worker.run_units(units[:2], emitted.extend) + worker.run_units(units[2:], emitted.extend)
+        assert [(r.unit.repeat_index, r.records) for r in reports] == [(0, 5), (1, 5), (2, 5)]
+        records[reps] = [stable(r) for r in emitted]
+    assert records[1] == records[3]
+    assert [(r["repeat_index"], r["prompt_id"]) for r in records[3]] == [(r, p) for r in range(3) for p in range(1, 6)]
+
+
+def test_rep_batched_picture_description_on_a_multimodal_model_gives_the_per_unit_records():
+    outputs = {}
+    for reps in (1, 2):
+        config = small_config("model_name=random:tiny-gemma3", "max_prompts=2", f"reps_per_batch={reps}").replace(
+            prompt_group="cookie_theft", image_enabled=True)
+        worker = ModelWorker(config, torch.device("cpu"), "test")
+        worker.load()
+        emitted = []
+        worker.run_units([Unit(0.5, r, (0, 1)) for r in range(2)], emitted.extend)
+        assert {r["reps_in_batch"] for r in emitted} == {reps} and {r["image_enabled"] for r in emitted} == {True}
+        outputs[reps] = [stable(r) for r in emitted]
+    assert outputs[1] == outputs[2] and len({r["output"] for r in outputs[1]}) > 1

@@ -30,14 +30,14 @@ def test_compiled_step_gives_the_same_tokens_as_eager(embedded):
 
 
 def test_shapes_are_bucketed_and_batches_padded(embedded):
-    assert [bucket(n) for n in (1, 64, 65, 130)] == [64, 64, 128, 192]
+    assert [bucket(n) for n in (1, 16, 17, 130)] == [16, 16, 32, 144]
     decoder = StaticDecoder(embedded.model, batch_size=4, prompt_length=20, params=SamplingParams(max_new_tokens=4),
                             compile=False)
     inputs = embedded.tokenizer(PROMPTS[:2], return_tensors="pt", padding=True, padding_side="left")
     padded, seeds = decoder.pad(dict(inputs), torch.tensor([7, 8]))
-    assert padded["input_ids"].shape == (4, 64) and seeds.tolist() == [7, 8, 8, 8]
+    assert padded["input_ids"].shape == (4, 32) and seeds.tolist() == [7, 8, 8, 8]
     assert padded["attention_mask"][:2].sum().item() == inputs["attention_mask"].sum().item()
-    with pytest.raises(ValueError, match="exceeds"):
+    with pytest.raises(ValueError, match="does not fit"):
         decoder.pad(dict(embedded.tokenizer(PROMPTS * 2, return_tensors="pt", padding=True)), torch.arange(6))
 
 

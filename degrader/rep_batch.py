@@ -1,0 +1,166 @@
+"""Rep-batched degradation: R repetitions of one level decoded as one batch.
+
+The repetitions of a level differ only in the degraded group. `RepStacks` holds one copy of each
+degraded tensor per repetition ([R, out, in]; [R, vocab, hidden] for an embedding and the head tied
+to it) and, while installed, swaps the modules that use them for versions that apply each row's own
+copy. Rows are ordered by repetition, with the same number of rows for each:
+rows [r * n, (r + 1) * n) use copy r. Every other weight is shared, so a decode step reads it once
+for all R repetitions.
+
+Copy r is made exactly as the per-unit path makes its weights: the clean tensor, then the method
+with the generator of (seed + repeat_index, tensor name). The copies are bitwise equal to what
+`Baseline.degrade` writes into the live model for that repetition.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from degrader.groups import Target
+from degrader.methods import get_method
+from degrader.quantized import is_4bit
+from degrader.seeding import generator_for
+
+
+class RepLinear(nn.Module):
+    """A Linear whose weight differs per repetition: y[r] = x[r] @ W[r]^T (+ b), one batched matmul."""
+
+    def __init__(self, base: nn.Linear, weights: torch.Tensor):
+        super().__init__()
+        self.weights, self.bias = weights, base.bias
+        self.weight = base.weight  # the clean shared weight, for code that asks a module its device or dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        reps = self.weights.shape[0]
+        y = torch.matmul(x.reshape(reps, -1, x.shape[-1]), self.weights.transpose(1, 2))
+        y = y.reshape(*x.shape[:-1], y.shape[-1])
+        return y if self.bias is None else y + self.bias
+
+
+class RepEmbedding(nn.Module):
+    """An embedding table per repetition (Gemma's scaled embedding keeps its scale)."""
+
+    def __init__(self, base: nn.Embedding, weights: torch.Tensor):
+        super().__init__()
+        self.weights, self.weight = weights, base.weight  # `weight`: the clean one, for device and dtype lookups
+        self.embed_scale = getattr(base, "embed_scale", None)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        reps, vocab, hidden = self.weights.shape
+        rep = torch.arange(reps, device=input_ids.device).repeat_interleave(input_ids.shape[0] // reps)
+        offsets = (rep * vocab).view(-1, *([1] * (input_ids.dim() - 1)))
+        out = nn.functional.embedding(input_ids + offsets, self.weights.view(reps * vocab, hidden))
+        return out if self.embed_scale is None else out * self.embed_scale.to(out.dtype)
+
+
+@dataclass(frozen=True)
+class _Swap:
+    parent: nn.Module
+    attribute: str
+    original: nn.Module
+    replacement: nn.Module
+
+
+def _owner(tensor: torch.Tensor) -> torch.Tensor:
+    # a target is a parameter or a view of one (GPT-2's fused value slice)
+    return tensor if tensor._base is None else tensor._base
+
+
+def unsupported_reason(model: nn.Module, targets: Sequence[Target]) -> str | None:
+    """Why `targets` cannot be rep-batched in `model` (None when they can)."""
+    for target in targets:
+        if is_4bit(target.tensor):
+            return f"{target.name} is a 4-bit tensor"
+        users = _users(model, _owner(target.tensor))
+        if not users:
+            return f"no module uses {target.name} as its weight"
+        for _, module in users:
+            if type(module) is not nn.Linear and not isinstance(module, nn.Embedding):
+                return f"{target.name} is used by a {type(module).__name__} (only Linear and Embedding are rep-batched)"
+    return None
+
+
+def _users(model: nn.Module, parameter: torch.Tensor) -> list[tuple[str, nn.Module]]:
+    return [(name, module) for name, module in model.named_modules()
+            if isinstance(getattr(module, "weight", None), torch.Tensor) and module.weight is parameter]
+
+
+class RepStacks:
+    """`reps` copies of each tensor of a group, degraded per repetition, applied row block by row block."""
+
+    def __init__(self, model: nn.Module, targets: Sequence[Target], reps: int):
+        reason = unsupported_reason(model, targets)
+        if reason is not None:
+            raise ValueError(f"this group cannot be rep-batched: {reason}; use reps_per_batch=1")
+        self.model, self.targets, self.reps = model, list(targets), reps
+        owners = {id(_owner(t.tensor)): _owner(t.tensor) for t in self.targets}
+        with torch.no_grad():
+            self.stacks = {key: p.detach().unsqueeze(0).repeat(reps, *([1] * p.dim())) for key, p in owners.items()}
+        self.owners = owners
+        self.swaps = [swap for key, p in owners.items() for swap in self._swaps(p, self.stacks[key])]
+        self.installed = False
+
+    @property
+    def nbytes_per_rep(self) -> int:
+        """GPU bytes one more repetition costs (its copies of the degraded tensors)."""
+        return sum(s[0].numel() * s.element_size() for s in self.stacks.values())
+
+    def _swaps(self, parameter: torch.Tensor, stack: torch.Tensor) -> list[_Swap]:
+        swaps = []
+        for name, module in _users(self.model, parameter):
+            parent_name, _, attribute = name.rpartition(".")
+            parent = self.model.get_submodule(parent_name) if parent_name else self.model
+            kind = RepEmbedding if isinstance(module, nn.Embedding) else RepLinear
+            swaps.append(_Swap(parent, attribute, module, kind(module, stack)))
+        return swaps
+
+    def weight(self, target: Target, rep: int) -> torch.Tensor:
+        """Repetition `rep`'s copy of `target` (a view of its stack, shaped like the target)."""
+        owner = _owner(target.tensor)
+        copy = self.stacks[id(owner)][rep]
+        offset = target.tensor.storage_offset() - owner.storage_offset()
+        return copy.as_strided(target.tensor.shape, target.tensor.stride(), copy.storage_offset() + offset)
+
+    @torch.no_grad()
+    def degrade(self, method_name: str, level: float, seeds: Sequence[int]) -> None:
+        """Copy r := clean weights + method at `level` with seeds[r]; rows past len(seeds) copy the last.
+
+        The live model's tensors must hold the clean (baseline) weights: they are the source.
+        """
+        if not 1 <= len(seeds) <= self.reps:
+            raise ValueError(f"{len(seeds)} repetitions for stacks of {self.reps}")
+        method = get_method(method_name)
+        method.validate(level)
+        for rep, seed in enumerate(seeds):
+            for key, owner in self.owners.items():
+                self.stacks[key][rep].copy_(owner)
+            for target in self.targets:
+                method.apply(self.weight(target, rep), level, generator_for(target.tensor.device, seed, target.name))
+        for stack in self.stacks.values():
+            stack[len(seeds):].copy_(stack[len(seeds) - 1].expand_as(stack[len(seeds):]))
+
+    def install(self) -> None:
+        """Swap the rep-batched modules in (batches must then hold reps x n rows, ordered by repetition)."""
+        for swap in self.swaps:
+            setattr(swap.parent, swap.attribute, swap.replacement)
+        self.installed = True
+
+    def uninstall(self) -> None:
+        """Put the model's own modules back."""
+        for swap in self.swaps:
+            setattr(swap.parent, swap.attribute, swap.original)
+        self.installed = False
+
+    @contextmanager
+    def applied(self) -> Iterator["RepStacks"]:
+        """Installed for the block, uninstalled in `finally`."""
+        self.install()
+        try:
+            yield self
+        finally:
+            self.uninstall()

@@ -1,0 +1,38 @@
+"""Grouped single-token decode attention equals transformers' SDPA attention."""
+
+import pytest
+import torch
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+from degrader.attention import NAME, grouped_decode_sdpa, use_grouped_decode_attention
+from degrader.generation import SamplingParams, decode, encode
+
+
+class Attention(torch.nn.Module):
+    num_key_value_groups = 4
+
+
+@pytest.mark.parametrize("q_len", [1, 3])
+def test_matches_sdpa_with_repeated_key_value_heads(q_len):
+    generator = torch.Generator().manual_seed(0)
+    query = torch.randn(3, 8, q_len, 16, generator=generator)
+    key, value = (torch.randn(3, 2, 10, 16, generator=generator) for _ in range(2))
+    mask = torch.rand(3, 1, q_len, 10, generator=generator) > 0.3
+    mask[..., 0] = True  # every row attends somewhere
+    expected, _ = sdpa_attention_forward(Attention(), query, key, value, mask, scaling=0.25)
+    got, _ = grouped_decode_sdpa(Attention(), query, key, value, mask, scaling=0.25)
+    assert got.shape == expected.shape == (3, q_len, 8, 16)
+    torch.testing.assert_close(got, expected)
+
+
+def test_the_embedded_model_decodes_the_same_tokens_with_it():
+    from degrader.models import load_model
+
+    loaded = load_model("embedded", dtype="float32", device="cpu")  # its own copy: the switch is per model
+    inputs = encode(loaded, ["The dream began in a house that", "Hello"])
+    params, seeds = SamplingParams(max_new_tokens=12), torch.tensor([1, 2])
+    expected = decode(loaded.model, inputs, params, seeds, [1], 0)
+    assert use_grouped_decode_attention(loaded.model) and loaded.model.config._attn_implementation == NAME
+    assert torch.equal(decode(loaded.model, inputs, params, seeds, [1], 0), expected)
+    loaded.model.set_attn_implementation("eager")
+    assert not use_grouped_decode_attention(loaded.model)  # only an SDPA model is switched
