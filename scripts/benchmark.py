@@ -53,6 +53,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--full", action="store_true", help="also run the full dreams_it (5 levels x 10 reps), rep-batched")
     parser.add_argument("--also", nargs="*", default=[], help="more groups to time rep-batched on the same workload")
     parser.add_argument("--skip-per-unit", action="store_true", help="skip path (b)")
+    parser.add_argument("--naive-only", action="store_true", help="time (a) only (a baseline for an earlier run)")
     parser.add_argument("--reps-per-batch", type=int, default=0, help="repetitions per batch of (c); 0 = as many as fit")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     return parser.parse_args()
@@ -199,6 +200,9 @@ def main() -> None:
     if not args.skip_naive:
         results["naive"] = naive_path(worker, units[: args.naive_units], steps, limit)
         save()
+    if args.naive_only:
+        print(json.dumps(report, indent=1))
+        return
 
     def limit_at(rows: int) -> float:
         return bandwidth_limit(worker, rows, sequence)[0]

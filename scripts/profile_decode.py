@@ -1,6 +1,7 @@
 """Where a decode step's time goes on the GPU: compiled step, sampling, loop overhead, top kernels.
 
     TORCH_LOGS=perf_hints,graph_breaks python scripts/profile_decode.py [--model random:gemma-3-4b-it]
+    python scripts/profile_decode.py --group attn_only --reps-per-batch 10   # a rep-batched step (380 rows)
 """
 
 from __future__ import annotations
@@ -35,18 +36,22 @@ def step_time(fn, repeats: int = 50) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="random:gemma-3-4b-it")
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=int, default=350)
+    parser.add_argument("--group", default="mlp_only")
+    parser.add_argument("--reps-per-batch", type=int, default=1)
     args = parser.parse_args()
-    config = apply_overrides(get_config("dreams_it"), [f"model_name={args.model}", "param_group_name=mlp_only",
-                                                       f"max_new_tokens={args.max_new_tokens}"])
+    config = apply_overrides(get_config("dreams_it"), [f"model_name={args.model}", f"param_group_name={args.group}",
+                                                       f"max_new_tokens={args.max_new_tokens}",
+                                                       f"reps_per_batch={args.reps_per_batch}"])
     worker = ModelWorker(config, torch.device("cuda"), "profile", ignore_eos=True)
     worker.load()
-    unit = Unit(config.levels[0], 0, tuple(range(len(config.prompts))))
+    units = [Unit(config.levels[0], r, tuple(range(len(config.prompts)))) for r in range(worker.reps)]
+    run_units = lambda: worker.generate_units(units, [{} for _ in units], lambda records: None)  # noqa: E731
     started = time.perf_counter()
-    worker.generate_unit(unit, {}, lambda records: None)
+    run_units()
     print(f"first unit (compile) {time.perf_counter() - started:.1f}s; attention {worker.loaded.model.config._attn_implementation}")
     decoder = worker.decoder(worker.sizer.size)
-    rows = decoder.batch_size
+    rows = decoder.batch_size * decoder.reps
     token = torch.zeros(rows, 1, dtype=torch.long, device="cuda")
     position = torch.full((rows, 1), 30, device="cuda")
     cache_position = torch.full((1,), decoder.prompt_length, device="cuda")
@@ -60,7 +65,7 @@ def main() -> None:
     rewind_ms = step_time(rewind)
     compiled = step_time(lambda: (rewind(), decoder.step_fn(token, position, cache_position, mask, seeds, step)))
     eager = step_time(lambda: (rewind(), decoder._step(token, position, cache_position, mask, seeds, step)), repeats=10)
-    unit_ms = step_time(lambda: worker.generate_unit(unit, {}, lambda records: None), repeats=3)
+    unit_ms = step_time(run_units, repeats=3)
     print(f"rows {rows}: compiled step {compiled:.2f} ms, eager step {eager:.2f} ms (each with a "
           f"{rewind_ms:.2f} ms cache rewind), "
           f"whole unit {unit_ms:.0f} ms = {unit_ms / config.max_new_tokens:.2f} ms per new token")

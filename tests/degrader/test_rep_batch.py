@@ -28,8 +28,8 @@ def tiled(inputs, reps):
     return {key: value.repeat(reps, *([1] * (value.dim() - 1))) for key, value in inputs.items()}
 
 
-@pytest.mark.parametrize("method,level", [("mult_gauss", 0.5), ("ablation", 0.3), ("shuffle_rows", 0.5)])
-@pytest.mark.parametrize("group", ["attn_only", "embed_only", "mlp_only"])
+@pytest.mark.parametrize("group,method,level", [("attn_only", "mult_gauss", 0.5), ("embed_only", "ablation", 0.3),
+                                                ("mlp_only", "shuffle_rows", 0.5), ("attn_only", "permute", 0.2)])
 def test_each_copy_is_bitwise_the_per_unit_weight(embedded, group, method, level):
     targets = resolve_group(embedded.model, group)
     baseline = Baseline(targets)
