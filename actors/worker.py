@@ -164,12 +164,27 @@ class ModelWorker:
 
     def run_units(self, units: list[Unit], emit: Emit) -> list[UnitReport]:
         """Run repetitions of one level with the same prompts: together when rep-batching, else one by one."""
-        if self.stacks is None:
-            return [self.run_unit(unit, emit) for unit in units]
-        reports = []
-        for start in range(0, len(units), self.reps):
-            reports += self._run_rep_batch(units[start: start + self.reps], emit)
-        return reports
+        reports, pending = [], list(units)
+        while pending and self.stacks is not None:
+            batch = pending[: self.reps]
+            try:
+                reports += self._run_rep_batch(batch, emit)
+                pending = pending[len(batch):]
+                continue
+            except torch.OutOfMemoryError:
+                pass  # even one prompt per repetition does not fit
+            self._shrink_reps()  # outside the except block, so the failed attempt's tensors are freed first
+        return reports + [self.run_unit(unit, emit) for unit in pending]
+
+    def _shrink_reps(self) -> None:
+        """Half as many repetitions per batch (1: the per-unit path); records already sent are deduplicated."""
+        reps = self.reps // 2
+        logger.warning("CUDA out of memory at one prompt per repetition: %d repetitions per batch instead of %d",
+                       reps, self.reps)
+        self._drop_stacks()
+        if reps > 1:
+            self.stacks = RepStacks(self.loaded.model, self.baseline.targets, reps)
+            self.stacks.install()
 
     def run_unit(self, unit: Unit, emit: Emit) -> UnitReport:
         """Restore, degrade with the unit's seed, generate the unit's prompts batch by batch."""
@@ -178,8 +193,8 @@ class ModelWorker:
         started = time.perf_counter()
         self.baseline.restore()
         self.baseline.degrade(self.config.degradation_method, unit.level, self.config.seed + unit.repeat_index)
-        perplexities = [perplexity(self.loaded, self.config.perplexity_text)] if self.config.compute_perplexity else []
-        records, tokens = self.generate_units([unit], self._runtime([unit], perplexities), emit)
+        values = [perplexity(self.loaded, self.config.perplexity_text)] if self.config.compute_perplexity else []
+        records, tokens = self.generate_units([unit], self._runtime([unit], values), emit)
         return UnitReport(unit, records[0], tokens[0], time.perf_counter() - started)
 
     def _run_rep_batch(self, units: list[Unit], emit: Emit) -> list[UnitReport]:
@@ -190,9 +205,9 @@ class ModelWorker:
         self.baseline.restore()  # the copies are made from the live (clean) weights
         self.stacks.degrade(self.config.degradation_method, units[0].level,
                             [self.config.seed + u.repeat_index for u in units])
-        perplexities = (perplexities(self.loaded, self.config.perplexity_text, self.reps)[: len(units)]
-                        if self.config.compute_perplexity else [])
-        records, tokens = self.generate_units(units, self._runtime(units, perplexities), emit)
+        values = (perplexities(self.loaded, self.config.perplexity_text, self.reps)[: len(units)]
+                  if self.config.compute_perplexity else [])
+        records, tokens = self.generate_units(units, self._runtime(units, values), emit)
         seconds = time.perf_counter() - started
         return [UnitReport(u, n, t, seconds) for u, n, t in zip(units, records, tokens)]
 

@@ -37,6 +37,8 @@ class RepLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         reps = self.weights.shape[0]
+        if x.shape[0] % reps:
+            raise ValueError(f"a rep-batched layer needs {reps} equal blocks of rows, got {x.shape[0]} rows")
         y = torch.matmul(x.reshape(reps, -1, x.shape[-1]), self.weights.transpose(1, 2))
         y = y.reshape(*x.shape[:-1], y.shape[-1])
         return y if self.bias is None else y + self.bias
@@ -76,6 +78,8 @@ def unsupported_reason(model: nn.Module, targets: Sequence[Target]) -> str | Non
     for target in targets:
         if is_4bit(target.tensor):
             return f"{target.name} is a 4-bit tensor"
+        if not _owner(target.tensor).is_contiguous():  # copies are contiguous: a target's strides must hold there
+            return f"{target.name} is not contiguous"
         users = _users(model, _owner(target.tensor))
         if not users:
             return f"no module uses {target.name} as its weight"

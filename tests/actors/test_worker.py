@@ -83,3 +83,29 @@ def test_rep_batched_picture_description_on_a_multimodal_model_gives_the_per_uni
         assert {r["reps_in_batch"] for r in emitted} == {reps} and {r["image_enabled"] for r in emitted} == {True}
         outputs[reps] = [stable(r) for r in emitted]
     assert outputs[1] == outputs[2] and len({r["output"] for r in outputs[1]}) > 1
+
+
+def test_perplexity_and_out_of_memory_at_one_prompt_with_rep_batching(monkeypatch):
+    real = worker_module.generate
+
+    def generate(loaded, prompts, *args, reps=1, **kwargs):  # a GPU that holds at most 2 repetitions
+        if reps > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(loaded, prompts, *args, reps=reps, **kwargs)
+
+    records = {}
+    for reps in (1, 4):
+        config = small_config("max_prompts=2", "n_rep=4", "compute_perplexity=true", f"reps_per_batch={reps}")
+        worker = ModelWorker(config, torch.device("cpu"), "test")
+        worker.load()
+        if reps > 1:
+            monkeypatch.setattr(worker_module, "generate", generate)
+        emitted = []
+        worker.run_units([Unit(0.5, r, (0, 1)) for r in range(4)], emitted.extend)
+        records[reps] = {(r["repeat_index"], r["prompt_id"]): r for r in emitted}  # retried prompts overwrite
+    assert worker.reps == 2  # 4 did not fit even at one prompt: halved
+    assert sorted(records[4]) == sorted(records[1]) and {r["reps_in_batch"] for r in records[4].values()} == {2}
+    for key, record in records[1].items():
+        assert stable({**records[4][key], "perplexity": 0}) == stable({**record, "perplexity": 0})
+        assert records[4][key]["perplexity"] == pytest.approx(record["perplexity"], rel=1e-5)
+    assert len({r["perplexity"] for r in records[1].values()}) == 4  # one per repetition
