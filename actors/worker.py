@@ -129,7 +129,7 @@ class ModelWorker:
                 logger.info("one repetition per batch: %s", reason)
             return 1
         if self.device.type != "cuda":  # no memory to share out on the CPU; explicit requests only
-            return min(requested, config.n_rep) if requested else 1
+            return memory.spread_reps(config.n_rep, requested) if requested else 1
         free, _ = torch.cuda.mem_get_info(self.device)
         sequence = bucket(self.prompt_length) + self.params.max_new_tokens
         fits = memory.max_reps(self.loaded.model.config, self.loaded.model.dtype, int(MEMORY_HEADROOM * free),
