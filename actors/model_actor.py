@@ -83,7 +83,7 @@ class ModelActor:
             logger.exception("unit failed: %s %s %s", cfg.degradation_method, cfg.param_group_name, labels)
             raise
         for report in reports:
-            logger.info("unit %s done: %d records, %d tokens in %.1fs (%d repetitions per batch)", report.unit.label,
+            logger.info("unit %s done: %d records, %d tokens in %.1fs (repetitions per batch: %d)", report.unit.label,
                         report.records, report.tokens, report.seconds, len(units) if self.worker.reps > 1 else 1)
         return reports
 

@@ -96,7 +96,7 @@ class ModelWorker:
         if not (same_prompts and params == self.params):
             self._prepare_prompts(config, params)
         self._prepare_stacks(config)
-        logger.info("variant %s: %s on %s = %d tensors, baseline %.1f MB, %d repetitions per batch",
+        logger.info("variant %s: %s on %s = %d tensors, baseline %.1f MB, repetitions per batch: %d",
                     config.name_suffix, config.degradation_method, config.param_group_name,
                     len(self.baseline.targets), self.baseline.nbytes / 1e6, self.reps)
 
@@ -179,7 +179,7 @@ class ModelWorker:
     def _shrink_reps(self) -> None:
         """Half as many repetitions per batch (1: the per-unit path); records already sent are deduplicated."""
         reps = self.reps // 2
-        logger.warning("CUDA out of memory at one prompt per repetition: %d repetitions per batch instead of %d",
+        logger.warning("CUDA out of memory at one prompt per repetition: repetitions per batch %d instead of %d",
                        reps, self.reps)
         self._drop_stacks()
         if reps > 1:
