@@ -24,6 +24,7 @@ from actors.plan import Unit, missing_units, output_path, total_records
 from actors.progress import Progress
 from actors.writer import ResultWriter
 from configs.experiments import ExperimentConfig
+from degrader import memory
 
 logger = logging.getLogger(__name__)
 MAX_UNIT_FAILURES = 3
@@ -132,10 +133,7 @@ def take_batch(queue: deque[Unit], reps: int) -> list[Unit]:
     """The next unit and up to reps - 1 more of its level with the same prompts, spread evenly over batches."""
     first = queue.popleft()
     same = [u for u in queue if u.level == first.level and u.prompt_ids == first.prompt_ids]
-    if reps <= 1 or not same:
-        return [first]
-    batches = -(-(len(same) + 1) // reps)
-    chosen = same[: -(-(len(same) + 1) // batches) - 1]  # 7 left at 4 per batch: 4 + 3, not 4 + 2 + 1
+    chosen = same[: memory.spread_reps(len(same) + 1, reps) - 1]  # 7 left at 4 per batch: 4 + 3, not 4 + 2 + 1
     for unit in chosen:
         queue.remove(unit)
     return [first, *chosen]
@@ -149,9 +147,9 @@ class Scheduler:
     variant again before it gets more units, so a restart costs its units one retry.
     """
 
-    def __init__(self, config: ExperimentConfig, actors: list, writer, progress: Progress, reps: dict | None = None):
+    def __init__(self, config: ExperimentConfig, actors: list, writer, progress: Progress, reps: dict):
         self.config, self.actors, self.writer, self.progress = config, actors, writer, progress
-        self.reps = reps or {}  # actor -> repetitions it decodes per batch
+        self.reps = reps  # actor -> repetitions it decodes per batch
         self.failures: dict[tuple[float, int], int] = {}
         self.in_flight: dict = {}  # ref -> (actor, units), no units for a readiness ping
 
@@ -161,7 +159,7 @@ class Scheduler:
         while queue or any(units for _, units in self.in_flight.values()):
             while idle and queue:
                 actor = idle.pop()
-                units = take_batch(queue, self.reps.get(actor, 1))
+                units = take_batch(queue, self.reps[actor])
                 self.in_flight[actor.run_units.remote(units)] = (actor, units)
             ready, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=1.0)
             self.progress.update(ray.get(self.writer.count.remote()))

@@ -70,10 +70,10 @@ def _rep_line(config: ExperimentConfig, architecture, dtype, batch: int, estimat
         return "rep-batching    off (one repetition per batch)"
     copies = memory.group_bytes(architecture, dtype, config.param_group_name)
     sequence = sequence_length(config, architecture)
-    fits = {gib: memory.max_reps(architecture, dtype, int(0.8 * (gib * 2**30 - estimate.weights)), sequence, batch, copies)
-            for gib in (80, 141)}
-    cap = config.reps_per_batch or config.n_rep
+    free = {gib: int(memory.HEADROOM * (gib * 2**30 - estimate.weights)) for gib in (80, 141)}
+    reps = {gib: memory.planned_reps(config.n_rep, config.reps_per_batch,
+                                     memory.max_reps(architecture, dtype, bytes_free, sequence, batch, copies))
+            for gib, bytes_free in free.items()}
     return (f"rep-batching    each repetition in a batch adds {copies / 2**30:.2f} GiB of copies + "
             f"{(estimate.total - estimate.weights) / 2**30:.2f} GiB for its {batch} prompts; "
-            + ", ".join(f"{memory.spread_reps(config.n_rep, min(cap, n))} per batch on {gib} GiB"
-                        for gib, n in fits.items()))
+            + ", ".join(f"{n} per batch on {gib} GiB" for gib, n in reps.items()))

@@ -20,7 +20,7 @@ from configs.experiments import ExperimentConfig
 from degrader.attention import use_grouped_decode_attention
 from degrader.baseline import Baseline
 from degrader import memory
-from degrader.generation import SamplingParams, encode, generate, perplexities, perplexity
+from degrader.generation import SamplingParams, encode, generate, perplexities
 from degrader.groups import resolve_group
 from degrader.models import LoadedModel, load_model
 from degrader.rep_batch import RepStacks, unsupported_reason
@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 Emit = Callable[[list[dict]], None]
 MODEL_FIELDS = ("model_name", "dtype", "load_in_4bit")  # what a sweep's variants must share
 PROMPT_FIELDS = ("prompts", "image_enabled", "image_path", "max_batch_size")  # what decoders are built for
-MEMORY_HEADROOM = 0.8  # share of free GPU memory that batches and per-repetition copies may take
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,12 @@ class UnitReport:
     seconds: float
 
 
+def sampling_params(config: ExperimentConfig, ignore_eos: bool) -> SamplingParams:
+    """How the config chooses tokens (`ignore_eos`: decode max_new_tokens for every row, for benchmarks)."""
+    return SamplingParams(config.max_new_tokens, config.do_sample, config.temperature, config.top_k, config.top_p,
+                          ignore_eos)
+
+
 class ModelWorker:
     """One loaded model with its own CPU baseline of the tensors it degrades."""
 
@@ -53,8 +58,7 @@ class ModelWorker:
         self.provenance = provenance or {}  # where the records were made (e.g. the Ray node)
         # compiled static decoding on GPUs; bitsandbytes 4-bit layers run eager
         self.static = (device.type == "cuda" and not config.load_in_4bit) if static is None else static
-        self.params = SamplingParams(config.max_new_tokens, config.do_sample, config.temperature, config.top_k,
-                                     config.top_p, ignore_eos)
+        self.params = sampling_params(config, ignore_eos)
         self.loaded: LoadedModel | None = None
         self.baseline: Baseline | None = None
         self.decoders: dict[tuple[int, int], StaticDecoder] = {}
@@ -84,8 +88,7 @@ class ModelWorker:
         if any(getattr(config, f) != getattr(self.config, f) for f in MODEL_FIELDS):
             raise ValueError(f"a variant must use the same loaded model ({', '.join(MODEL_FIELDS)} fixed)")
         same_prompts = not force and all(getattr(config, f) == getattr(self.config, f) for f in PROMPT_FIELDS)
-        params = SamplingParams(config.max_new_tokens, config.do_sample, config.temperature, config.top_k,
-                                config.top_p, self.params.ignore_eos)
+        params = sampling_params(config, self.params.ignore_eos)
         self.config = config
         if self.loaded is None:
             return  # load() prepares it
@@ -114,7 +117,9 @@ class ModelWorker:
 
     def _prepare_stacks(self, config: ExperimentConfig) -> None:
         """Allocate and install per-repetition copies of the group when more than one repetition fits."""
-        reps = self._planned_reps(config)
+        self._install_stacks(self._planned_reps(config))
+
+    def _install_stacks(self, reps: int) -> None:
         if reps > 1:
             self.stacks = RepStacks(self.loaded.model, self.baseline.targets, reps)
             self.stacks.install()
@@ -129,12 +134,12 @@ class ModelWorker:
                 logger.info("one repetition per batch: %s", reason)
             return 1
         if self.device.type != "cuda":  # no memory to share out on the CPU; explicit requests only
-            return memory.spread_reps(config.n_rep, requested) if requested else 1
+            return memory.planned_reps(config.n_rep, requested, fits=requested or 1)
         free, _ = torch.cuda.mem_get_info(self.device)
         sequence = bucket(self.prompt_length) + self.params.max_new_tokens
-        fits = memory.max_reps(self.loaded.model.config, self.loaded.model.dtype, int(MEMORY_HEADROOM * free),
+        fits = memory.max_reps(self.loaded.model.config, self.loaded.model.dtype, int(memory.HEADROOM * free),
                                sequence, self.sizer.size, self.baseline.nbytes)
-        return memory.spread_reps(config.n_rep, min(fits, requested or config.n_rep))
+        return memory.planned_reps(config.n_rep, requested, fits)
 
     def _prepare_prompts(self, config: ExperimentConfig, params: SamplingParams) -> None:
         self.params, self.decoders = params, {}
@@ -163,18 +168,19 @@ class ModelWorker:
         return self.decoders[key]
 
     def run_units(self, units: list[Unit], emit: Emit) -> list[UnitReport]:
-        """Run repetitions of one level with the same prompts: together when rep-batching, else one by one."""
+        """Run repetitions of one level with the same prompts, `reps` at a time (one at a time without stacks)."""
         reports, pending = [], list(units)
-        while pending and self.stacks is not None:
+        while pending:
             batch = pending[: self.reps]
             try:
-                reports += self._run_rep_batch(batch, emit)
+                reports += self._run_batch(batch, emit)
                 pending = pending[len(batch):]
                 continue
             except torch.OutOfMemoryError:
-                pass  # even one prompt per repetition does not fit
+                if self.stacks is None:  # even one prompt of one repetition does not fit
+                    raise
             self._shrink_reps()  # outside the except block, so the failed attempt's tensors are freed first
-        return reports + [self.run_unit(unit, emit) for unit in pending]
+        return reports
 
     def _shrink_reps(self) -> None:
         """Half as many repetitions per batch (1: the per-unit path); records already sent are deduplicated."""
@@ -182,29 +188,23 @@ class ModelWorker:
         logger.warning("CUDA out of memory at one prompt per repetition: repetitions per batch %d instead of %d",
                        reps, self.reps)
         self._drop_stacks()
-        if reps > 1:
-            self.stacks = RepStacks(self.loaded.model, self.baseline.targets, reps)
-            self.stacks.install()
+        self._install_stacks(reps)
 
-    def run_unit(self, unit: Unit, emit: Emit) -> UnitReport:
-        """Restore, degrade with the unit's seed, generate the unit's prompts batch by batch."""
-        if self.stacks is not None:
-            return self._run_rep_batch([unit], emit)[0]
-        started = time.perf_counter()
-        self.baseline.restore()
-        self.baseline.degrade(self.config.degradation_method, unit.level, self.config.seed + unit.repeat_index)
-        values = [perplexity(self.loaded, self.config.perplexity_text)] if self.config.compute_perplexity else []
-        records, tokens = self.generate_units([unit], self._runtime([unit], values), emit)
-        return UnitReport(unit, records[0], tokens[0], time.perf_counter() - started)
+    def lesion(self, units: list[Unit]) -> None:
+        """Degrade for `units`: the live weights for one unit, or each repetition's copies when rep-batching."""
+        seeds = [self.config.seed + unit.repeat_index for unit in units]
+        if self.stacks is None:
+            self.baseline.restore()
+            self.baseline.degrade(self.config.degradation_method, units[0].level, seeds[0])
+        else:  # the live weights stay clean while the copies are installed: they are the copies' source
+            self.stacks.degrade(self.config.degradation_method, units[0].level, seeds)
 
-    def _run_rep_batch(self, units: list[Unit], emit: Emit) -> list[UnitReport]:
-        """Up to `reps` repetitions of one level, each row block with its own degraded copies."""
-        if len({(u.level, u.prompt_ids) for u in units}) != 1:
-            raise ValueError("a rep-batch takes repetitions of one level with the same prompts")
+    def _run_batch(self, units: list[Unit], emit: Emit) -> list[UnitReport]:
+        """Up to `reps` repetitions of one level: lesion, perplexity when asked for, the prompts batch by batch."""
+        if len({(u.level, u.prompt_ids) for u in units}) != 1 or len(units) > self.reps:
+            raise ValueError(f"a batch takes at most {self.reps} repetitions of one level with the same prompts")
         started = time.perf_counter()
-        self.baseline.restore()  # the copies are made from the live (clean) weights
-        self.stacks.degrade(self.config.degradation_method, units[0].level,
-                            [self.config.seed + u.repeat_index for u in units])
+        self.lesion(units)
         values = (perplexities(self.loaded, self.config.perplexity_text, self.reps)[: len(units)]
                   if self.config.compute_perplexity else [])
         records, tokens = self.generate_units(units, self._runtime(units, values), emit)

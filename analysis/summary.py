@@ -55,11 +55,12 @@ def _row(key: tuple, records: list[dict]) -> dict:
     row = {"model": model, "task": task, "settings": settings, "method": method, "group": group, "level": level,
            "n": len(records),
            "repetitions": len({r["repeat_index"] for r in records})}
-    per_rep = {rep: [record_metrics(r) for r in rs] for rep, rs in _by_repetition(records).items()}
+    repetitions = _by_repetition(records)
+    per_rep = {rep: [record_metrics(r) for r in rs] for rep, rs in repetitions.items()}
     for metric in METRICS:
         rep_means = [_mean_and_spread([m[metric] for m in ms])[0] for ms in per_rep.values()]
         row[metric], row[f"{metric}_spread"] = _mean_and_spread(rep_means)
-    by_rep = [accuracy(rep_records) for rep_records in _by_repetition(records).values()]
+    by_rep = [accuracy(rep_records) for rep_records in repetitions.values()]
     for name in sorted({name for scores in by_rep for name in scores}):
         row[name], row[f"{name}_spread"] = _mean_and_spread([scores.get(name) for scores in by_rep])
     return row

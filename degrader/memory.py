@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+HEADROOM = 0.8  # share of free GPU memory that batches and per-repetition copies may take
+
 
 @dataclass(frozen=True)
 class MemoryEstimate:
@@ -40,8 +42,7 @@ def group_bytes(config, dtype: torch.dtype, group: str) -> int:
     """Bytes of one copy of parameter group `group`: what each rep-batched repetition adds."""
     from degrader.groups import resolve_group
 
-    size = torch.tensor([], dtype=dtype).element_size()
-    return sum(target.tensor.numel() * size for target in resolve_group(meta_model(config), group))
+    return sum(target.tensor.numel() * dtype.itemsize for target in resolve_group(meta_model(config), group))
 
 
 def kv_bytes_per_token(config, dtype_bytes: int) -> int:
@@ -60,21 +61,24 @@ def _per_batch(config, size: int, batch: int, sequence: int) -> dict[str, int]:
 
 def estimate(config, dtype: torch.dtype, batch: int, sequence: int) -> MemoryEstimate:
     """Weights + KV cache of `batch` sequences of `sequence` tokens + float32 logits + activations."""
-    size = torch.tensor([], dtype=dtype).element_size()
-    return MemoryEstimate(weights=count_parameters(config) * size, **_per_batch(config, size, batch, sequence))
+    return MemoryEstimate(weights=count_parameters(config) * dtype.itemsize,
+                          **_per_batch(config, dtype.itemsize, batch, sequence))
 
 
-def max_batch(config, dtype: torch.dtype, free_bytes: int, sequence: int, headroom: float = 0.8) -> int:
+def max_batch(config, dtype: torch.dtype, free_bytes: int, sequence: int, headroom: float = HEADROOM) -> int:
     """How many sequences of `sequence` tokens fit in `headroom` of `free_bytes` (weights already loaded)."""
-    size = torch.tensor([], dtype=dtype).element_size()
-    return int(headroom * free_bytes // sum(_per_batch(config, size, 1, sequence).values()))
+    return max_reps(config, dtype, int(headroom * free_bytes), sequence, rows_per_rep=1, rep_bytes=0)
 
 
 def max_reps(config, dtype: torch.dtype, free_bytes: int, sequence: int, rows_per_rep: int, rep_bytes: int) -> int:
     """How many repetitions fit in `free_bytes` when each adds `rows_per_rep` sequences and `rep_bytes` of copies."""
-    size = torch.tensor([], dtype=dtype).element_size()
-    per_rep = rep_bytes + sum(_per_batch(config, size, rows_per_rep, sequence).values())
+    per_rep = rep_bytes + sum(_per_batch(config, dtype.itemsize, rows_per_rep, sequence).values())
     return int(free_bytes // per_rep)
+
+
+def planned_reps(n_rep: int, requested: int, fits: int) -> int:
+    """Repetitions per batch: `requested` (0 = as many as fit) capped by what `fits`, spread evenly."""
+    return spread_reps(n_rep, min(fits, requested or n_rep))
 
 
 def spread_reps(n_rep: int, most: int) -> int:

@@ -68,24 +68,20 @@ class _Swap:
     replacement: nn.Module
 
 
-def _owner(tensor: torch.Tensor) -> torch.Tensor:
-    # a target is a parameter or a view of one (GPT-2's fused value slice)
-    return tensor if tensor._base is None else tensor._base
-
-
 def unsupported_reason(model: nn.Module, targets: Sequence[Target]) -> str | None:
     """Why `targets` cannot be rep-batched in `model` (None when they can)."""
     for target in targets:
         if is_4bit(target.tensor):
             return f"{target.name} is a 4-bit tensor"
-        if not _owner(target.tensor).is_contiguous():  # copies are contiguous: a target's strides must hold there
-            return f"{target.name} is not contiguous"
-        users = _users(model, _owner(target.tensor))
+        weight = target.tensor if target.tensor._base is None else target.tensor._base
+        users = _users(model, weight)
         if not users:
             return f"no module uses {target.name} as its weight"
         for _, module in users:
             if type(module) is not nn.Linear and not isinstance(module, nn.Embedding):
                 return f"{target.name} is used by a {type(module).__name__} (only Linear and Embedding are rep-batched)"
+        if weight is not target.tensor:
+            return f"{target.name} is a slice of a larger weight"
     return None
 
 
@@ -102,12 +98,10 @@ class RepStacks:
         if reason is not None:
             raise ValueError(f"this group cannot be rep-batched: {reason}; use reps_per_batch=1")
         self.model, self.targets, self.reps = model, list(targets), reps
-        owners = {id(_owner(t.tensor)): _owner(t.tensor) for t in self.targets}
-        with torch.no_grad():
-            self.stacks = {key: p.detach().unsqueeze(0).repeat(reps, *([1] * p.dim())) for key, p in owners.items()}
-        self.owners = owners
-        self.swaps = [swap for key, p in owners.items() for swap in self._swaps(p, self.stacks[key])]
-        self.installed = False
+        with torch.no_grad():  # [reps, *shape] per target, each a contiguous copy of the clean weight
+            self.stacks = {t.name: t.tensor.detach().unsqueeze(0).repeat(reps, *([1] * t.tensor.dim()))
+                           for t in self.targets}
+        self.swaps = [swap for t in self.targets for swap in self._swaps(t.tensor, self.stacks[t.name])]
 
     @property
     def nbytes_per_rep(self) -> int:
@@ -124,11 +118,8 @@ class RepStacks:
         return swaps
 
     def weight(self, target: Target, rep: int) -> torch.Tensor:
-        """Repetition `rep`'s copy of `target` (a view of its stack, shaped like the target)."""
-        owner = _owner(target.tensor)
-        copy = self.stacks[id(owner)][rep]
-        offset = target.tensor.storage_offset() - owner.storage_offset()
-        return copy.as_strided(target.tensor.shape, target.tensor.stride(), copy.storage_offset() + offset)
+        """Repetition `rep`'s copy of `target`."""
+        return self.stacks[target.name][rep]
 
     @torch.no_grad()
     def degrade(self, method_name: str, level: float, seeds: Sequence[int]) -> None:
@@ -141,10 +132,10 @@ class RepStacks:
         method = get_method(method_name)
         method.validate(level)
         for rep, seed in enumerate(seeds):
-            for key, owner in self.owners.items():
-                self.stacks[key][rep].copy_(owner)
             for target in self.targets:
-                method.apply(self.weight(target, rep), level, generator_for(target.tensor.device, seed, target.name))
+                copy = self.weight(target, rep)
+                copy.copy_(target.tensor)
+                method.apply(copy, level, generator_for(target.tensor.device, seed, target.name))
         for stack in self.stacks.values():
             stack[len(seeds):].copy_(stack[len(seeds) - 1].expand_as(stack[len(seeds):]))
 
@@ -152,13 +143,11 @@ class RepStacks:
         """Swap the rep-batched modules in (batches must then hold reps x n rows, ordered by repetition)."""
         for swap in self.swaps:
             setattr(swap.parent, swap.attribute, swap.replacement)
-        self.installed = True
 
     def uninstall(self) -> None:
         """Put the model's own modules back."""
         for swap in self.swaps:
             setattr(swap.parent, swap.attribute, swap.original)
-        self.installed = False
 
     @contextmanager
     def applied(self) -> Iterator["RepStacks"]:

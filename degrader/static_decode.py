@@ -96,8 +96,8 @@ class StaticDecoder:
         self.cache.reset()
         mask = torch.nn.functional.pad(inputs["attention_mask"], (0, self.params.max_new_tokens), value=1)
         positions = (inputs["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-        logits = self.model(**{**inputs, "attention_mask": mask[:, : self.prompt_length]}, position_ids=positions,
-                            use_cache=True, logits_to_keep=1, **{self.cache_key: self.cache}).logits
+        logits = self.model(**inputs, position_ids=positions, use_cache=True, logits_to_keep=1,
+                            **{self.cache_key: self.cache}).logits
         token = choose_tokens(logits[:, -1], self.params, seeds, 0)
         new_tokens = self._loop(token, positions[:, -1:], mask, seeds, stop_ids, pad_id)
         return new_tokens.reshape(self.reps, self.batch_size, -1)[:, :per_block].reshape(self.reps * per_block, -1)

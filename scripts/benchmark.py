@@ -111,13 +111,7 @@ def naive_path(worker: ModelWorker, units: list[Unit], steps: int, limit: float)
 
 def fast_batch(worker: ModelWorker, units: list[Unit]) -> tuple[float, float]:
     """The ModelActor path for repetitions of one level (records built and dropped): lesion, generation seconds."""
-    cfg, seeds = worker.config, [worker.config.seed + u.repeat_index for u in units]
-    if worker.stacks is None:
-        lesion = timed(lambda: (worker.baseline.restore(),
-                                worker.baseline.degrade(cfg.degradation_method, units[0].level, seeds[0])))
-    else:
-        lesion = timed(lambda: (worker.baseline.restore(),
-                                worker.stacks.degrade(cfg.degradation_method, units[0].level, seeds)))
+    lesion = timed(lambda: worker.lesion(units))
     generation = timed(lambda: worker.generate_units(units, [{} for _ in units], lambda records: None))
     return lesion, generation
 

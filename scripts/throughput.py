@@ -10,13 +10,17 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from actors.store import read_records  # noqa: E402
+
 
 def seconds(timestamp: str) -> float:
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
 def main() -> None:
-    records = json.loads(Path(sys.argv[1]).read_text())
+    records = read_records(Path(sys.argv[1]))  # a run still in progress: its journal too
     starts = [seconds(r["timestamp"]) - r["duration"] for r in records]
     ends = [seconds(r["timestamp"]) for r in records]
     span = max(ends) - min(starts)

@@ -121,6 +121,7 @@ def test_ctrl_c_keeps_every_received_record_and_the_same_command_finishes(tmp_pa
     os.killpg(first.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole process group
     code, text = finish(first, timeout=60)
     assert code == 130 and "run the same command to resume" in text
+    assert "hf_secret_never_written" not in text  # nor on the console of the run that had it
     interrupted = records_of(output)  # compacted on the way out: the journal is gone
     assert len(interrupted) >= 20 and not journal.exists()
     code, text = finish(launch(tmp_path, *RUN))

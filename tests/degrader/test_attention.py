@@ -25,8 +25,13 @@ def test_matches_sdpa_with_repeated_key_value_heads(q_len):
     torch.testing.assert_close(got, expected)
 
 
-def test_the_embedded_model_decodes_the_same_tokens_with_it():
+def test_the_embedded_model_decodes_the_same_tokens_with_it(monkeypatch):
+    import degrader.attention as attention
     from degrader.models import load_model
+
+    packed_calls = []
+    real = attention._decode_backends
+    monkeypatch.setattr(attention, "_decode_backends", lambda device: packed_calls.append(device) or real(device))
 
     loaded = load_model("embedded", dtype="float32", device="cpu")  # its own copy: the switch is per model
     inputs = encode(loaded, ["The dream began in a house that", "Hello"])
@@ -34,5 +39,6 @@ def test_the_embedded_model_decodes_the_same_tokens_with_it():
     expected = decode(loaded.model, inputs, params, seeds, [1], 0)
     assert use_grouped_decode_attention(loaded.model) and loaded.model.config._attn_implementation == NAME
     assert torch.equal(decode(loaded.model, inputs, params, seeds, [1], 0), expected)
+    assert len(packed_calls) == 18 * 11  # every layer at every single-token step took the packed path
     loaded.model.set_attn_implementation("eager")
     assert not use_grouped_decode_attention(loaded.model)  # only an SDPA model is switched
