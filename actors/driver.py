@@ -24,7 +24,6 @@ from actors.plan import Unit, missing_units, output_path, total_records
 from actors.progress import Progress
 from actors.writer import ResultWriter
 from configs.experiments import ExperimentConfig
-from degrader import memory
 
 logger = logging.getLogger(__name__)
 MAX_UNIT_FAILURES = 3
@@ -108,9 +107,11 @@ def _run(config: ExperimentConfig, options: LaunchOptions, path: Path, writer, s
         reps = ray.get([actor.set_variant.remote(config, writer) for actor in actors])
     else:
         reps = _start_actors(config, options, writer, sink, actors)
+    sizes = dict(zip(actors, batch_sizes(len(units), reps)))
+    _warm_up(sizes)
     progress = Progress(total, total - sum(len(u.prompt_ids) for u in units))
     try:
-        ran = Scheduler(config, actors, writer, progress, dict(zip(actors, reps))).run(deque(units))
+        ran = Scheduler(config, actors, writer, progress, sizes).run(deque(units))
     finally:
         progress.close()
     return {"output": str(path), "records": total, "ran_units": ran}
@@ -129,27 +130,49 @@ def _start_actors(config, options: LaunchOptions, writer, sink, actors: list) ->
     return [description["reps_per_batch"] for description in descriptions]
 
 
-def take_batch(queue: deque[Unit], reps: int) -> list[Unit]:
-    """The next unit and up to reps - 1 more of its level with the same prompts, spread evenly over batches."""
+def _warm_up(sizes: dict) -> None:
+    """Every actor sizes its batches and compiles its decode step, all at once, before the first unit."""
+    refs = {actor.warm_up.remote(size): size for actor, size in sizes.items()}
+    ready, _ = ray.wait(list(refs), num_returns=len(refs))
+    for ref in ready:
+        try:
+            logger.info("warm-up for %d units per batch: %.1fs", refs[ref], ray.get(ref))
+        except ray.exceptions.RayActorError as error:  # restarted by Ray: it compiles on its first batch instead
+            logger.warning("an actor died while warming up (%s)", error)
+
+
+def take_batch(queue: deque[Unit], size: int) -> list[Unit]:
+    """The next unit and up to size - 1 more with the same prompts (of any level): one batch for an actor."""
     first = queue.popleft()
-    same = [u for u in queue if u.level == first.level and u.prompt_ids == first.prompt_ids]
-    chosen = same[: memory.spread_reps(len(same) + 1, reps) - 1]  # 7 left at 4 per batch: 4 + 3, not 4 + 2 + 1
+    chosen = [u for u in queue if u.prompt_ids == first.prompt_ids][: size - 1]
     for unit in chosen:
         queue.remove(unit)
     return [first, *chosen]
 
 
+def batch_sizes(n_units: int, most: list[int]) -> list[int]:
+    """Units per batch for each actor, so that all finish in the same number of rounds.
+
+    With at most `most[a]` units per batch, the queue takes rounds = ceil(n / sum(most)); each actor's
+    batch shrinks to its share of that: 50 units on 2 actors of at most 10 are 3 rounds of 9 each, not
+    3 rounds for one actor and 2 for the other. A smaller batch decodes faster (fewer rows).
+    """
+    rounds = -(-n_units // sum(most))
+    return [max(1, min(m, -(-m * n_units // (rounds * sum(most))))) for m in most]
+
+
 class Scheduler:
     """Keeps one batch of units in flight per actor; requeues the units of an actor that died.
 
-    A batch is one unit, or several repetitions of a level for an actor that rep-batches. An actor
+    A batch is one unit, or several units with the same prompts for an actor that rep-batches, sized
+    so that the actors finish together (`batch_sizes`). An actor
     that died is pinged until Ray has restarted it (its __init__ ran again) and given the current
     variant again before it gets more units, so a restart costs its units one retry.
     """
 
-    def __init__(self, config: ExperimentConfig, actors: list, writer, progress: Progress, reps: dict):
+    def __init__(self, config: ExperimentConfig, actors: list, writer, progress: Progress, sizes: dict):
         self.config, self.actors, self.writer, self.progress = config, actors, writer, progress
-        self.reps = reps  # actor -> repetitions it decodes per batch
+        self.sizes = sizes  # actor -> units per batch
         self.failures: dict[tuple[float, int], int] = {}
         self.in_flight: dict = {}  # ref -> (actor, units), no units for a readiness ping
 
@@ -159,7 +182,7 @@ class Scheduler:
         while queue or any(units for _, units in self.in_flight.values()):
             while idle and queue:
                 actor = idle.pop()
-                units = take_batch(queue, self.reps[actor])
+                units = take_batch(queue, self.sizes[actor])
                 self.in_flight[actor.run_units.remote(units)] = (actor, units)
             ready, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=1.0)
             self.progress.update(ray.get(self.writer.count.remote()))

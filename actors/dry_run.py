@@ -66,14 +66,15 @@ def print_plan(config: ExperimentConfig, args: argparse.Namespace) -> int:
 
 def _rep_line(config: ExperimentConfig, architecture, dtype, batch: int, estimate) -> str:
     """What rep-batching costs per repetition and how many repetitions fit on 80 and 141 GiB GPUs."""
-    if config.reps_per_batch == 1 or config.n_rep == 1:
+    n_units = len(config.levels) * config.n_rep
+    if config.reps_per_batch == 1 or n_units == 1:
         return "rep-batching    off (one repetition per batch)"
     copies = memory.group_bytes(architecture, dtype, config.param_group_name)
     sequence = sequence_length(config, architecture)
     free = {gib: int(memory.HEADROOM * (gib * 2**30 - estimate.weights)) for gib in (80, 141)}
-    reps = {gib: memory.planned_reps(config.n_rep, config.reps_per_batch,
+    reps = {gib: memory.planned_reps(n_units, config.reps_per_batch,
                                      memory.max_reps(architecture, dtype, bytes_free, sequence, batch, copies))
             for gib, bytes_free in free.items()}
     return (f"rep-batching    each repetition in a batch adds {copies / 2**30:.2f} GiB of copies + "
             f"{(estimate.total - estimate.weights) / 2**30:.2f} GiB for its {batch} prompts; "
-            + ", ".join(f"{n} per batch on {gib} GiB" for gib, n in reps.items()))
+            + ", ".join(f"at most {n} per batch on {gib} GiB" for gib, n in reps.items()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 
 import ray
 import torch
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 @ray.remote(max_restarts=-1, max_task_retries=0)
 class ModelActor:
-    """One model replica; `run_units` is called by the driver, one batch of repetitions at a time."""
+    """One model replica; `run_units` is called by the driver, one batch of units at a time."""
 
     def __init__(self, config: ExperimentConfig, name: str, writer, log_sink, log_level: str = "INFO"):
         gpu_ids = ray.get_gpu_ids()
@@ -45,7 +46,7 @@ class ModelActor:
         """Load the model and its baseline (a separate call, so failures name the step)."""
         try:
             description = self.worker.load()
-            return {**description, "actor": self.name, "pid": os.getpid(), "reps_per_batch": self.worker.reps}
+            return {**description, "actor": self.name, "pid": os.getpid(), "reps_per_batch": self.worker.max_reps}
         except Exception:
             logger.exception("%s failed to load the model", self.origin)
             raise
@@ -53,7 +54,7 @@ class ModelActor:
     def set_variant(self, config: ExperimentConfig, writer) -> int:
         """Switch to another variant of the loaded model (a sweep's next output) and its writer.
 
-        Returns how many repetitions of a level the actor now decodes per batch.
+        Returns how many units (level, repetition) the actor may now decode per batch.
         """
         self.writer = writer
         try:
@@ -61,10 +62,22 @@ class ModelActor:
         except Exception:
             logger.exception("%s failed to switch to variant %s", self.origin, config.name_suffix)
             raise
-        return self.worker.reps
+        return self.worker.max_reps
+
+    def warm_up(self, n_units: int) -> float:
+        """Prepare batches of `n_units` units and compile the decode step before the first unit; returns seconds."""
+        started = time.perf_counter()
+        if self.worker.loaded is None:  # restarted since it was loaded
+            self.load()
+        try:
+            self.worker.warm_up(n_units)
+        except Exception:
+            logger.exception("%s failed to warm up", self.origin)
+            raise
+        return time.perf_counter() - started
 
     def run_units(self, units: list[Unit]) -> list[UnitReport]:
-        """Run repetitions of one level; each batch's records go to the writer, acknowledged before returning."""
+        """Run units with the same prompts; each batch's records go to the writer, acknowledged before returning."""
         if self.worker.loaded is None:  # a restarted actor reloads before its first unit
             self.load()
         acks = []
@@ -84,7 +97,7 @@ class ModelActor:
             raise
         for report in reports:
             logger.info("unit %s done: %d records, %d tokens in %.1fs (repetitions per batch: %d)", report.unit.label,
-                        report.records, report.tokens, report.seconds, len(units) if self.worker.reps > 1 else 1)
+                        report.records, report.tokens, report.seconds, min(len(units), self.worker.reps))
         return reports
 
     def pid(self) -> int:

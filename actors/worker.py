@@ -17,7 +17,7 @@ from actors.plan import Unit
 from actors.records import make_record, sampling_seed
 from actors.vram import BatchSizer, VramMonitor
 from configs.experiments import ExperimentConfig
-from degrader.attention import use_grouped_decode_attention
+from degrader.attention import NAME, SPLIT_KV_NAME, use_grouped_decode_attention
 from degrader.baseline import Baseline
 from degrader import memory
 from degrader.generation import SamplingParams, encode, generate, perplexities
@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 Emit = Callable[[list[dict]], None]
 MODEL_FIELDS = ("model_name", "dtype", "load_in_4bit")  # what a sweep's variants must share
 PROMPT_FIELDS = ("prompts", "image_enabled", "image_path", "max_batch_size")  # what decoders are built for
+WARM_UP_STEPS = 4  # "reduce-overhead" compiles on the first call of the step and records its CUDA graph by the third
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,8 @@ class ModelWorker:
         self.loaded: LoadedModel | None = None
         self.baseline: Baseline | None = None
         self.decoders: dict[tuple[int, int], StaticDecoder] = {}
-        self.stacks: RepStacks | None = None  # per-repetition copies of the group while rep-batching
+        self.stacks: RepStacks | None = None  # per-unit copies of the group while rep-batching
+        self.max_reps = 1  # the most units one batch may decode: the config's request and what fits in memory
         self.attention = attention  # attention implementation override (None: the model's default)
         self.compile_mode = compile_mode
 
@@ -71,10 +73,11 @@ class ModelWorker:
         started = time.perf_counter()
         cfg = self.config
         self.loaded = load_model(cfg.model_name, cfg.dtype, self.device, cfg.load_in_4bit)
-        if self.attention:
+        if self.attention in (None, SPLIT_KV_NAME, NAME):  # no per-step copy of the KV cache per query head
+            use_grouped_decode_attention(self.loaded.model, split_kv=None if self.attention is None else
+                                         self.attention == SPLIT_KV_NAME)
+        else:
             self.loaded.model.set_attn_implementation(self.attention)
-        else:  # SDPA without a per-step copy of the KV cache for each query head
-            use_grouped_decode_attention(self.loaded.model)
         logger.info("loaded %s on %s in %.1fs", self.loaded.name, self.device, time.perf_counter() - started)
         self.prepare(cfg, force=True)
         return self.loaded.description
@@ -98,14 +101,14 @@ class ModelWorker:
         self.baseline = Baseline(resolve_group(self.loaded.model, config.param_group_name))
         if not (same_prompts and params == self.params):
             self._prepare_prompts(config, params)
-        self._prepare_stacks(config)
-        logger.info("variant %s: %s on %s = %d tensors, baseline %.1f MB, repetitions per batch: %d",
+        self.max_reps = self._planned_reps(config)
+        logger.info("variant %s: %s on %s = %d tensors, baseline %.1f MB, repetitions per batch: at most %d",
                     config.name_suffix, config.degradation_method, config.param_group_name,
-                    len(self.baseline.targets), self.baseline.nbytes / 1e6, self.reps)
+                    len(self.baseline.targets), self.baseline.nbytes / 1e6, self.max_reps)
 
     @property
     def reps(self) -> int:
-        """How many repetitions of a level one batch decodes (1: the per-unit path)."""
+        """How many units the installed stacks decode per batch (1: the per-unit path)."""
         return self.stacks.reps if self.stacks is not None else 1
 
     def _drop_stacks(self) -> None:
@@ -115,31 +118,39 @@ class ModelWorker:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
 
-    def _prepare_stacks(self, config: ExperimentConfig) -> None:
-        """Allocate and install per-repetition copies of the group when more than one repetition fits."""
-        self._install_stacks(self._planned_reps(config))
+    def fit_stacks(self, n_units: int) -> None:
+        """Stacks for `n_units` units (at most max_reps); kept when they already hold as many or more.
+
+        The driver hands out its largest batches first, so an actor sizes its stacks (and compiles its
+        decoder) once: a smaller batch is padded rather than recompiled.
+        """
+        wanted = min(n_units, self.max_reps)
+        if wanted > self.reps:
+            self._drop_stacks()
+            self._install_stacks(wanted)
 
     def _install_stacks(self, reps: int) -> None:
+        self.baseline.restore()  # the copies' source: the per-unit path may have left the live weights degraded
         if reps > 1:
             self.stacks = RepStacks(self.loaded.model, self.baseline.targets, reps)
             self.stacks.install()
             self.decoders = {}
 
     def _planned_reps(self, config: ExperimentConfig) -> int:
-        """Repetitions per batch: the config's request (0 = auto), what fits in memory, spread evenly."""
-        requested = config.reps_per_batch
+        """Units per batch at most: the config's request (0 = auto), what fits in memory, spread evenly."""
+        requested, n_units = config.reps_per_batch, len(config.levels) * config.n_rep
         reason = unsupported_reason(self.loaded.model, self.baseline.targets)
-        if requested == 1 or config.n_rep == 1 or reason is not None:
+        if requested == 1 or n_units == 1 or reason is not None:
             if reason is not None and requested != 1:
                 logger.info("one repetition per batch: %s", reason)
             return 1
         if self.device.type != "cuda":  # no memory to share out on the CPU; explicit requests only
-            return memory.planned_reps(config.n_rep, requested, fits=requested or 1)
+            return memory.planned_reps(n_units, requested, fits=requested or 1)
         free, _ = torch.cuda.mem_get_info(self.device)
         sequence = bucket(self.prompt_length) + self.params.max_new_tokens
         fits = memory.max_reps(self.loaded.model.config, self.loaded.model.dtype, int(memory.HEADROOM * free),
                                sequence, self.sizer.size, self.baseline.nbytes)
-        return memory.planned_reps(config.n_rep, requested, fits)
+        return memory.planned_reps(n_units, requested, fits)
 
     def _prepare_prompts(self, config: ExperimentConfig, params: SamplingParams) -> None:
         self.params, self.decoders = params, {}
@@ -167,10 +178,20 @@ class ModelWorker:
                                                mode=self.compile_mode, reps=self.reps)
         return self.decoders[key]
 
+    def warm_up(self, n_units: int) -> None:
+        """Size the stacks for batches of `n_units` and compile the decode step on a few steps (nothing emitted)."""
+        self.fit_stacks(n_units)
+        decoder = self.decoder(self.sizer.size)
+        if decoder is not None:
+            texts = [p.text for p in self.config.prompts[: self.sizer.size]]
+            generate(self.loaded, texts, self.params, [0] * (len(texts) * self.reps), self.image, decoder,
+                     reps=self.reps, steps=WARM_UP_STEPS)
+
     def run_units(self, units: list[Unit], emit: Emit) -> list[UnitReport]:
-        """Run repetitions of one level with the same prompts, `reps` at a time (one at a time without stacks)."""
+        """Run units (any levels) with the same prompts, up to max_reps at a time (one at a time without stacks)."""
         reports, pending = [], list(units)
         while pending:
+            self.fit_stacks(len(pending))
             batch = pending[: self.reps]
             try:
                 reports += self._run_batch(batch, emit)
@@ -184,25 +205,25 @@ class ModelWorker:
 
     def _shrink_reps(self) -> None:
         """Half as many repetitions per batch (1: the per-unit path); records already sent are deduplicated."""
-        reps = self.reps // 2
+        self.max_reps = self.reps // 2
         logger.warning("CUDA out of memory at one prompt per repetition: repetitions per batch %d instead of %d",
-                       reps, self.reps)
+                       self.max_reps, self.reps)
         self._drop_stacks()
-        self._install_stacks(reps)
+        self._install_stacks(self.max_reps)
 
     def lesion(self, units: list[Unit]) -> None:
-        """Degrade for `units`: the live weights for one unit, or each repetition's copies when rep-batching."""
+        """Degrade for `units`: the live weights for one unit, or each unit's copies when rep-batching."""
         seeds = [self.config.seed + unit.repeat_index for unit in units]
         if self.stacks is None:
             self.baseline.restore()
             self.baseline.degrade(self.config.degradation_method, units[0].level, seeds[0])
         else:  # the live weights stay clean while the copies are installed: they are the copies' source
-            self.stacks.degrade(self.config.degradation_method, units[0].level, seeds)
+            self.stacks.degrade(self.config.degradation_method, [unit.level for unit in units], seeds)
 
     def _run_batch(self, units: list[Unit], emit: Emit) -> list[UnitReport]:
-        """Up to `reps` repetitions of one level: lesion, perplexity when asked for, the prompts batch by batch."""
-        if len({(u.level, u.prompt_ids) for u in units}) != 1 or len(units) > self.reps:
-            raise ValueError(f"a batch takes at most {self.reps} repetitions of one level with the same prompts")
+        """Up to `reps` units: lesion, perplexity when asked for, the prompts batch by batch."""
+        if len({u.prompt_ids for u in units}) != 1 or len(units) > self.reps:
+            raise ValueError(f"a batch takes at most {self.reps} units with the same prompts")
         started = time.perf_counter()
         self.lesion(units)
         values = (perplexities(self.loaded, self.config.perplexity_text, self.reps)[: len(units)]

@@ -40,8 +40,8 @@ class ExperimentConfig:
     deg_steps: int = 5
     n_rep: int = 10  # repetition r uses seed + r
     max_batch_size: int = 40  # most prompts generated together
-    # repetitions of a level decoded as one batch, each with its own degraded copy of the group
-    # (rep-batching); 0 = as many as GPU memory allows (1 on the CPU), 1 = one repetition at a time
+    # units (level, repetition) decoded as one batch, each with its own degraded copy of the group
+    # (rep-batching); 0 = as many as GPU memory allows (1 on the CPU), 1 = one unit at a time
     reps_per_batch: int = 0
     seed: int = 42
     temperature: float = 1.0

@@ -133,12 +133,14 @@ def decode(model, inputs: dict[str, torch.Tensor], params: SamplingParams, row_s
 
 
 def generate(loaded: LoadedModel, prompts: Sequence[str], params: SamplingParams,
-             row_seeds: Sequence[int], image: Any = None, decoder=None, reps: int = 1) -> list[Generation]:
+             row_seeds: Sequence[int], image: Any = None, decoder=None, reps: int = 1,
+             steps: int | None = None) -> list[Generation]:
     """Generate for a batch of prompts; row i samples from its own stream `row_seeds[i]`.
 
     `decoder` (a `static_decode.StaticDecoder` built for `params`) selects the static, compiled path.
     `reps` > 1 decodes the prompts once per repetition (rep-batching, `rep_batch.RepStacks` installed):
     rows and results are ordered repetition by repetition, and `row_seeds` has one seed per row.
+    `steps` stops the static path early (a warm-up).
     """
     start = time.perf_counter()
     inputs = encode(loaded, prompts, image)
@@ -148,7 +150,7 @@ def generate(loaded: LoadedModel, prompts: Sequence[str], params: SamplingParams
     stop_ids = stop_token_ids(loaded)
     pad_id = loaded.tokenizer.pad_token_id
     if decoder is not None:
-        new_tokens = decoder.decode(inputs, seeds, stop_ids, pad_id).cpu()
+        new_tokens = decoder.decode(inputs, seeds, stop_ids, pad_id, steps).cpu()
     else:
         new_tokens = decode(loaded.model, inputs, params, seeds, stop_ids, pad_id).cpu()
     duration = time.perf_counter() - start

@@ -1,14 +1,14 @@
-"""Rep-batched degradation: R repetitions of one level decoded as one batch.
+"""Rep-batched degradation: R units (a level and a repetition each) decoded as one batch.
 
-The repetitions of a level differ only in the degraded group. `RepStacks` holds one copy of each
+The units of an experiment differ only in the degraded group. `RepStacks` holds one copy of each
 degraded tensor per repetition ([R, out, in]; [R, vocab, hidden] for an embedding and the head tied
 to it) and, while installed, swaps the modules that use them for versions that apply each row's own
-copy. Rows are ordered by repetition, with the same number of rows for each:
+copy. Rows are ordered by unit, with the same number of rows for each:
 rows [r * n, (r + 1) * n) use copy r. Every other weight is shared, so a decode step reads it once
-for all R repetitions.
+for all R units, whatever their levels.
 
-Copy r is made exactly as the per-unit path makes its weights: the clean tensor, then the method
-with the generator of (seed + repeat_index, tensor name). The copies are bitwise equal to what
+Copy r is made exactly as the per-unit path makes its weights: the clean tensor, then the method at
+the unit's level with the generator of (seed + repeat_index, tensor name). The copies are bitwise equal to what
 `Baseline.degrade` writes into the live model for that repetition.
 """
 
@@ -122,16 +122,17 @@ class RepStacks:
         return self.stacks[target.name][rep]
 
     @torch.no_grad()
-    def degrade(self, method_name: str, level: float, seeds: Sequence[int]) -> None:
-        """Copy r := clean weights + method at `level` with seeds[r]; rows past len(seeds) copy the last.
+    def degrade(self, method_name: str, levels: Sequence[float], seeds: Sequence[int]) -> None:
+        """Copy r := clean weights + method at levels[r] with seeds[r]; copies past len(seeds) repeat the last.
 
         The live model's tensors must hold the clean (baseline) weights: they are the source.
         """
-        if not 1 <= len(seeds) <= self.reps:
-            raise ValueError(f"{len(seeds)} repetitions for stacks of {self.reps}")
+        if not 1 <= len(seeds) <= self.reps or len(levels) != len(seeds):
+            raise ValueError(f"{len(levels)} levels and {len(seeds)} seeds for stacks of {self.reps}")
         method = get_method(method_name)
-        method.validate(level)
-        for rep, seed in enumerate(seeds):
+        for level in levels:
+            method.validate(level)
+        for rep, (level, seed) in enumerate(zip(levels, seeds)):
             for target in self.targets:
                 copy = self.weight(target, rep)
                 copy.copy_(target.tensor)

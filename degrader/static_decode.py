@@ -89,8 +89,10 @@ class StaticDecoder:
 
     @torch.inference_mode()
     def decode(self, inputs: dict[str, torch.Tensor], row_seeds: torch.Tensor, stop_ids: Sequence[int],
-               pad_id: int) -> torch.Tensor:
-        """New token ids [rows, T] for the real rows, padded with `pad_id` after they stop."""
+               pad_id: int, steps: int | None = None) -> torch.Tensor:
+        """New token ids [rows, T] for the real rows, padded with `pad_id` after they stop.
+
+        `steps` < max_new_tokens stops early (a warm-up: the step compiles and its CUDA graph is recorded)."""
         per_block = inputs["input_ids"].shape[0] // self.reps
         inputs, seeds = self.pad(inputs, row_seeds)
         self.cache.reset()
@@ -99,24 +101,25 @@ class StaticDecoder:
         logits = self.model(**inputs, position_ids=positions, use_cache=True, logits_to_keep=1,
                             **{self.cache_key: self.cache}).logits
         token = choose_tokens(logits[:, -1], self.params, seeds, 0)
-        new_tokens = self._loop(token, positions[:, -1:], mask, seeds, stop_ids, pad_id)
+        new_tokens = self._loop(token, positions[:, -1:], mask, seeds, stop_ids, pad_id,
+                                min(steps or self.params.max_new_tokens, self.params.max_new_tokens))
         return new_tokens.reshape(self.reps, self.batch_size, -1)[:, :per_block].reshape(self.reps * per_block, -1)
 
-    def _loop(self, token, position, mask, seeds, stop_ids, pad_id) -> torch.Tensor:
+    def _loop(self, token, position, mask, seeds, stop_ids, pad_id, n_steps: int) -> torch.Tensor:
         # Step indices and cache positions live on the device: no host-to-device copy (and so no
         # implicit sync) per step, so the CPU queues step k+1 while the GPU runs step k.
         device = token.device
         stops = torch.tensor(list(stop_ids), device=device)
-        step_ids = torch.arange(self.params.max_new_tokens + 1, device=device)
+        step_ids = torch.arange(n_steps + 1, device=device)
         cache_positions = step_ids + self.prompt_length
         finished = torch.zeros_like(token, dtype=torch.bool)
         steps = []
-        for step in range(self.params.max_new_tokens):
+        for step in range(n_steps):
             token = token.masked_fill(finished, pad_id)
             steps.append(token)
             if not self.params.ignore_eos:
                 finished = finished | torch.isin(token, stops)
-            if step + 1 == self.params.max_new_tokens:
+            if step + 1 == n_steps:
                 break
             if (step + 1) % STOP_CHECK_EVERY == 0 and not self.params.ignore_eos and bool(finished.all()):
                 break

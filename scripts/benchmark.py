@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors.driver import take_batch  # noqa: E402
+from actors.driver import batch_sizes, take_batch  # noqa: E402
 from actors.plan import Unit  # noqa: E402
 from actors.worker import ModelWorker  # noqa: E402
 from configs.experiments import apply_overrides, get_config  # noqa: E402
@@ -47,8 +47,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-new-tokens", type=int, default=350)
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--naive-units", type=int, help="time the naive loop on the first N units only (it is slow)")
-    parser.add_argument("--attention", help="attention implementation of the fast paths (default: SDPA with grouped "
-                        "single-token queries; sdpa = transformers' own, eager)")
+    parser.add_argument("--attention", help="attention implementation of the fast paths (default: grouped single-token "
+                        "queries through the split-KV kernel on CUDA; degrader_sdpa = the same through SDPA; sdpa = "
+                        "transformers' own)")
     parser.add_argument("--compile-mode", default="reduce-overhead", help="torch.compile mode of the decode step")
     parser.add_argument("--full", action="store_true", help="also run the full dreams_it (5 levels x 10 reps), rep-batched")
     parser.add_argument("--also", nargs="*", default=[], help="more groups to time rep-batched on the same workload")
@@ -110,23 +111,25 @@ def naive_path(worker: ModelWorker, units: list[Unit], steps: int, limit: float)
 
 
 def fast_batch(worker: ModelWorker, units: list[Unit]) -> tuple[float, float]:
-    """The ModelActor path for repetitions of one level (records built and dropped): lesion, generation seconds."""
+    """The ModelActor path for one batch of units (records built and dropped): lesion, generation seconds."""
+    worker.fit_stacks(len(units))  # allocated once, on the first (largest) batch, as in ModelWorker.run_units
     lesion = timed(lambda: worker.lesion(units))
     generation = timed(lambda: worker.generate_units(units, [{} for _ in units], lambda records: None))
     return lesion, generation
 
 
 def batches(worker: ModelWorker, units: list[Unit]) -> list[list[Unit]]:
-    """The units as the driver hands them to this worker: repetitions of a level, `worker.reps` at a time."""
+    """The units as the driver hands them to this worker alone: at most `worker.max_reps`, equally full."""
     queue, out = deque(units), []
+    size = batch_sizes(len(units), [worker.max_reps])[0]
     while queue:
-        out.append(take_batch(queue, worker.reps))
+        out.append(take_batch(queue, size))
     return out
 
 
 def time_path(name: str, worker: ModelWorker, units: list[Unit], steps: int, limit_at) -> dict:
     """Compile on the first batch (not timed as generation), then time every batch of `units`."""
-    print(f"timing {name}: {len(units)} units, {worker.reps} repetitions per batch", file=sys.stderr, flush=True)
+    print(f"timing {name}: {len(units)} units, at most {worker.max_reps} per batch", file=sys.stderr, flush=True)
     torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
     groups = batches(worker, units)
     first = timed(lambda: fast_batch(worker, groups[0]))

@@ -45,7 +45,8 @@ def main() -> None:
                                                        f"reps_per_batch={args.reps_per_batch}"])
     worker = ModelWorker(config, torch.device("cuda"), "profile", ignore_eos=True)
     worker.load()
-    units = [Unit(config.levels[0], r, tuple(range(len(config.prompts)))) for r in range(worker.reps)]
+    units = [Unit(config.levels[0], r, tuple(range(len(config.prompts)))) for r in range(worker.max_reps)]
+    worker.fit_stacks(len(units))
     run_units = lambda: worker.generate_units(units, [{} for _ in units], lambda records: None)  # noqa: E731
     started = time.perf_counter()
     run_units()

@@ -1,8 +1,8 @@
-"""How the driver cuts the queue into batches of repetitions (no Ray needed)."""
+"""How the driver cuts the queue into batches of units (no Ray needed)."""
 
 from collections import deque
 
-from actors.driver import take_batch
+from actors.driver import batch_sizes, take_batch
 from actors.plan import Unit
 
 ALL = (0, 1, 2)
@@ -12,24 +12,29 @@ def queue_of(*units: Unit) -> deque[Unit]:
     return deque(units)
 
 
-def test_repetitions_of_a_level_with_the_same_prompts_go_together_in_even_batches():
-    queue = queue_of(*(Unit(0.5, r, ALL) for r in range(7)), Unit(1.0, 0, ALL))
+def test_units_with_the_same_prompts_go_together_across_levels():
+    queue = queue_of(*(Unit(0.5, r, ALL) for r in range(3)), *(Unit(1.0, r, ALL) for r in range(3)))
     first = take_batch(queue, 4)
-    second = take_batch(queue, 4)
-    assert [u.repeat_index for u in first] == [0, 1, 2, 3] and [u.repeat_index for u in second] == [4, 5, 6]
-    assert list(queue) == [Unit(1.0, 0, ALL)]  # another level never joins
+    assert [(u.level, u.repeat_index) for u in first] == [(0.5, 0), (0.5, 1), (0.5, 2), (1.0, 0)]
+    assert list(queue) == [Unit(1.0, 1, ALL), Unit(1.0, 2, ALL)]
 
 
-def test_ten_repetitions_at_most_six_per_batch_make_two_batches_of_five():
-    queue = queue_of(*(Unit(0.5, r, ALL) for r in range(10)))
-    assert [len(take_batch(queue, 6)) for _ in range(2)] == [5, 5] and not queue
-
-
-def test_units_missing_other_prompts_and_single_repetition_actors_go_alone():
+def test_units_missing_other_prompts_and_single_unit_actors_go_alone():
     resumed = Unit(0.5, 1, (2,))  # a resumed run: only prompt 2 of repetition 1 is missing
-    queue = queue_of(Unit(0.5, 0, ALL), resumed, Unit(0.5, 2, ALL))
-    assert take_batch(queue, 3) == [Unit(0.5, 0, ALL), Unit(0.5, 2, ALL)]
+    queue = queue_of(Unit(0.5, 0, ALL), resumed, Unit(1.0, 2, ALL))
+    assert take_batch(queue, 3) == [Unit(0.5, 0, ALL), Unit(1.0, 2, ALL)]
     assert take_batch(queue, 3) == [resumed] and not queue
     queue = queue_of(Unit(0.5, 0, ALL), Unit(0.5, 1, ALL))
     assert take_batch(queue, 1) == [Unit(0.5, 0, ALL)] and len(queue) == 1
 
+
+def test_batch_sizes_let_every_actor_finish_in_the_same_number_of_rounds():
+    assert batch_sizes(50, [10]) == [10]  # 5 rounds
+    assert batch_sizes(50, [10, 10]) == [9, 9]  # 3 rounds each, not 3 for one actor and 2 for the other
+    assert batch_sizes(50, [17]) == [17] and batch_sizes(50, [17, 17]) == [13, 13]  # 3 rounds; 2 rounds
+    assert batch_sizes(10, [6]) == [5] and batch_sizes(7, [4]) == [4]  # 5 + 5, not 6 + 4; 4 + 3
+    assert batch_sizes(50, [10, 5]) == [9, 5] and batch_sizes(3, [1, 1, 1]) == [1, 1, 1]
+    for n, most in [(50, [10, 10]), (50, [17, 17]), (23, [4, 7, 1]), (1, [8, 8])]:
+        sizes = batch_sizes(n, most)
+        rounds = -(-n // sum(most))
+        assert all(1 <= s <= m for s, m in zip(sizes, most)) and rounds * sum(sizes) >= n

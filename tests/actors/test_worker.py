@@ -58,18 +58,21 @@ def test_rep_batched_units_give_the_per_unit_records(monkeypatch, oom_above):
 
     monkeypatch.setattr(worker_module, "generate", generate)
     records = {}
+    # a per-unit batch first (it leaves the live weights degraded), then two levels in one rep-batch
+    units = [Unit(0.5, 0, (0, 1, 2, 3, 4)), Unit(0.5, 1, (0, 1, 2, 3, 4)), Unit(0.0, 2, (0, 1, 2, 3, 4))]
     for reps in (1, 3):
         config = small_config("max_prompts=5", "n_rep=3", "max_new_tokens=8", f"reps_per_batch={reps}")
         worker = ModelWorker(config, torch.device("cpu"), "test")
         worker.load()
-        assert worker.reps == reps
+        assert (worker.max_reps, worker.reps) == (reps, 1)  # stacks come with the first batch that needs them
         emitted = []
-        units = [Unit(0.5, r, (0, 1, 2, 3, 4)) for r in range(3)]
-        reports = worker.run_units(units[:2], emitted.extend) + worker.run_units(units[2:], emitted.extend)
+        reports = worker.run_units(units[:1], emitted.extend) + worker.run_units(units[1:], emitted.extend)
+        assert worker.reps == min(reps, 2)
         assert [(r.unit.repeat_index, r.records) for r in reports] == [(0, 5), (1, 5), (2, 5)]
-        records[reps] = [stable(r) for r in emitted]
+        records[reps] = sorted((stable(r) for r in emitted), key=lambda r: (r["repeat_index"], r["prompt_id"]))
     assert records[1] == records[3]
     assert [(r["repeat_index"], r["prompt_id"]) for r in records[3]] == [(r, p) for r in range(3) for p in range(1, 6)]
+    assert [r["level_value"] for r in records[3][::5]] == [0.5, 0.5, 0.0]
 
 
 def test_rep_batched_picture_description_on_a_multimodal_model_gives_the_per_unit_records():
@@ -104,7 +107,7 @@ def test_perplexity_and_out_of_memory_at_one_prompt_with_rep_batching(monkeypatc
         emitted = []
         worker.run_units([Unit(0.5, r, (0, 1)) for r in range(4)], emitted.extend)
         records[reps] = {(r["repeat_index"], r["prompt_id"]): r for r in emitted}  # retried prompts overwrite
-    assert worker.reps == 2  # 4 did not fit even at one prompt: halved
+    assert worker.reps == worker.max_reps == 2  # 4 did not fit even at one prompt: halved
     assert sorted(records[4]) == sorted(records[1]) and {r["reps_in_batch"] for r in records[4].values()} == {2}
     for key, record in records[1].items():
         assert stable({**records[4][key], "perplexity": 0}) == stable({**record, "perplexity": 0})

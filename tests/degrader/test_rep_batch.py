@@ -30,15 +30,19 @@ def tiled(inputs, reps):
 
 @pytest.mark.parametrize("group,method,level", [("attn_only", "mult_gauss", 0.5), ("embed_only", "ablation", 0.3),
                                                 ("mlp_only", "shuffle_rows", 0.5), ("attn_only", "permute", 0.2)])
-def test_each_copy_is_bitwise_the_per_unit_weight(embedded, group, method, level):
+def test_each_copy_is_bitwise_the_per_unit_weight_of_its_level_and_repetition(embedded, group, method, level):
     targets = resolve_group(embedded.model, group)
     baseline = Baseline(targets)
-    stacks = RepStacks(embedded.model, targets, 3)
-    stacks.degrade(method, level, SEEDS)
-    for rep, seed in enumerate([*SEEDS, SEEDS[-1]]):  # the third block repeats the last repetition
-        with baseline.degraded(method, level, seed):
+    stacks = RepStacks(embedded.model, targets, 4)
+    units = [(level, SEEDS[0]), (level, SEEDS[1]), (level / 2, SEEDS[0])]  # two levels in one batch
+    stacks.degrade(method, [lv for lv, _ in units], [seed for _, seed in units])
+    for rep, (unit_level, seed) in enumerate([*units, units[-1]]):  # the fourth copy repeats the last unit
+        with baseline.degraded(method, unit_level, seed):
             assert all(torch.equal(stacks.weight(t, rep), t.tensor) for t in targets), (group, rep)
     assert not torch.equal(stacks.weight(targets[0], 0), stacks.weight(targets[0], 1))
+    assert not torch.equal(stacks.weight(targets[0], 0), stacks.weight(targets[0], 2))
+    with pytest.raises(ValueError, match="2 levels and 3 seeds"):
+        stacks.degrade(method, [level] * 2, SEEDS + [44])
 
 
 @pytest.mark.parametrize("group,modules", [("attn_only", 18), ("embed_only", 2), ("mlp_only", 54)])
@@ -52,7 +56,7 @@ def test_greedy_tokens_equal_the_per_unit_path_and_the_model_is_left_intact(embe
     expected = per_unit_tokens(embedded, baseline, inputs, 0.4, GREEDY, row_seeds)
     assert not torch.equal(expected[0], expected[1])  # the repetitions do differ
     stacks = RepStacks(model, targets, 2)
-    stacks.degrade("mult_gauss", 0.4, SEEDS)
+    stacks.degrade("mult_gauss", [0.4] * 2, SEEDS)
     assert len(stacks.swaps) == modules  # embed_only: the embedding and the output head tied to it
     with stacks.applied():
         kinds = {type(m) for m in model.modules()}
@@ -74,7 +78,7 @@ def test_sampled_tokens_follow_each_repetitions_seeds(embedded):
         with baseline.degraded("mult_gauss", 0.3, seed):
             expected.append(decode(embedded.model, inputs, params, rows, [1], 0))
     stacks = RepStacks(embedded.model, targets, 2)
-    stacks.degrade("mult_gauss", 0.3, SEEDS)
+    stacks.degrade("mult_gauss", [0.3] * 2, SEEDS)
     with stacks.applied():
         got = decode(embedded.model, tiled(inputs, 2), params, torch.cat(row_seeds), [1], 0)
     assert torch.equal(got, torch.cat(expected))
@@ -87,7 +91,7 @@ def test_static_decoder_pads_each_repetition_block_on_its_own(embedded):
     row_seeds = torch.tensor([1, 2])
     expected = per_unit_tokens(embedded, baseline, inputs, 0.4, GREEDY, row_seeds)
     stacks = RepStacks(embedded.model, targets, 2)
-    stacks.degrade("mult_gauss", 0.4, SEEDS)
+    stacks.degrade("mult_gauss", [0.4] * 2, SEEDS)
     decoder = StaticDecoder(embedded.model, 3, inputs["input_ids"].shape[1], GREEDY, compile=False, reps=2)
     with stacks.applied():
         got = decoder.decode(tiled(inputs, 2), row_seeds.repeat(2), [1], 0)
@@ -104,7 +108,7 @@ def test_perplexity_of_each_repetition(embedded):
         with baseline.degraded("mult_gauss", 0.5, seed):
             expected.append(perplexity(embedded, PARAGRAPH))
     stacks = RepStacks(embedded.model, targets, 2)
-    stacks.degrade("mult_gauss", 0.5, SEEDS)
+    stacks.degrade("mult_gauss", [0.5] * 2, SEEDS)
     with stacks.applied():
         got = perplexities(embedded, PARAGRAPH, 2)
     assert got == pytest.approx(expected, rel=1e-5) and got[0] != got[1]

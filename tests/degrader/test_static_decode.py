@@ -24,9 +24,11 @@ def test_compiled_step_gives_the_same_tokens_as_eager(embedded):
     params = SamplingParams(max_new_tokens=8, do_sample=False)
     eager = generate(embedded, PROMPTS, params, [1, 2, 3])
     decoder = StaticDecoder(embedded.model, batch_size=4, prompt_length=20, params=params, compile=True)
-    assert [g.text for g in generate(embedded, PROMPTS, params, [1, 2, 3], decoder=decoder)] == \
-        [g.text for g in eager]
-    with torch._dynamo.config.patch(error_on_recompile=True):  # compiled once, replayed on the second batch
+    warm = generate(embedded, PROMPTS, params, [1, 2, 3], decoder=decoder, steps=3)  # a warm-up compiles the step
+    assert [g.tokens_out for g in warm] == [3, 3, 3]
+    with torch._dynamo.config.patch(error_on_recompile=True):  # compiled once, replayed by every later batch
+        assert [g.text for g in generate(embedded, PROMPTS, params, [1, 2, 3], decoder=decoder)] == \
+            [g.text for g in eager]
         assert [g.text for g in generate(embedded, PROMPTS, params, [1, 2, 3], decoder=decoder)] == \
             [g.text for g in eager]
 
