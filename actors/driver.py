@@ -108,17 +108,17 @@ def _run(config: ExperimentConfig, options: LaunchOptions, path: Path, writer, s
     else:
         reps = _start_actors(config, options, writer, sink, actors)
     sizes = dict(zip(actors, batch_sizes(len(units), reps)))
-    _warm_up(sizes)
+    restarting = _warm_up(sizes)
     progress = Progress(total, total - sum(len(u.prompt_ids) for u in units))
     try:
-        ran = Scheduler(config, actors, writer, progress, sizes).run(deque(units))
+        ran = Scheduler(config, actors, writer, progress, sizes).run(deque(units), restarting)
     finally:
         progress.close()
     return {"output": str(path), "records": total, "ran_units": ran}
 
 
 def _start_actors(config, options: LaunchOptions, writer, sink, actors: list) -> list[int]:
-    """Start and load the ModelActors into `actors`; returns each one's repetitions per batch."""
+    """Start and load the ModelActors into `actors`; returns the most units each one may decode per batch."""
     actors += [ModelActor.options(name=options.actor_name(i), scheduling_strategy="SPREAD",
                                   **options.actor_resources()).remote(config, options.actor_name(i), writer, sink,
                                                                       options.log_level)
@@ -130,15 +130,22 @@ def _start_actors(config, options: LaunchOptions, writer, sink, actors: list) ->
     return [description["reps_per_batch"] for description in descriptions]
 
 
-def _warm_up(sizes: dict) -> None:
-    """Every actor sizes its batches and compiles its decode step, all at once, before the first unit."""
-    refs = {actor.warm_up.remote(size): size for actor, size in sizes.items()}
-    ready, _ = ray.wait(list(refs), num_returns=len(refs))
-    for ref in ready:
+def _warm_up(sizes: dict) -> list:
+    """Every actor sizes its batches and compiles its decode step, all at once, before the first unit.
+
+    A warm-up only saves time: one that fails is logged, and the actor compiles on its first batch
+    instead. Returns the actors that died meanwhile (Ray restarts them without the current variant).
+    """
+    refs = {actor.warm_up.remote(size): (actor, size) for actor, size in sizes.items()}
+    died = []
+    for ref, (actor, size) in refs.items():
         try:
-            logger.info("warm-up for %d units per batch: %.1fs", refs[ref], ray.get(ref))
-        except ray.exceptions.RayActorError as error:  # restarted by Ray: it compiles on its first batch instead
-            logger.warning("an actor died while warming up (%s)", error)
+            logger.info("warm-up for %d units per batch: %.1fs", size, ray.get(ref))
+        except ray.exceptions.RayError as error:
+            logger.warning("warm-up failed (%s: %s)", type(error).__name__, str(error).splitlines()[0][:200])
+            if isinstance(error, ray.exceptions.RayActorError):
+                died.append(actor)
+    return died
 
 
 def take_batch(queue: deque[Unit], size: int) -> list[Unit]:
@@ -155,7 +162,8 @@ def batch_sizes(n_units: int, most: list[int]) -> list[int]:
 
     With at most `most[a]` units per batch, the queue takes rounds = ceil(n / sum(most)); each actor's
     batch shrinks to its share of that: 50 units on 2 actors of at most 10 are 3 rounds of 9 each, not
-    3 rounds for one actor and 2 for the other. A smaller batch decodes faster (fewer rows).
+    3 rounds for one actor and 2 for the other. Each actor warms up for its size, so its stacks and
+    compiled decoder hold exactly that many (fewer rows: a faster step).
     """
     rounds = -(-n_units // sum(most))
     return [max(1, min(m, -(-m * n_units // (rounds * sum(most))))) for m in most]
@@ -176,9 +184,12 @@ class Scheduler:
         self.failures: dict[tuple[float, int], int] = {}
         self.in_flight: dict = {}  # ref -> (actor, units), no units for a readiness ping
 
-    def run(self, queue: deque[Unit]) -> int:
-        """Run every unit of `queue`; returns how many units completed."""
-        idle, completed = list(self.actors), 0
+    def run(self, queue: deque[Unit], restarting: list = ()) -> int:
+        """Run every unit of `queue`; returns how many units completed. `restarting`: actors that died since
+        they got the current variant (pinged first, then given it again)."""
+        idle, completed = [a for a in self.actors if a not in restarting], 0
+        for actor in restarting:
+            self.in_flight[actor.pid.remote()] = (actor, [])
         while queue or any(units for _, units in self.in_flight.values()):
             while idle and queue:
                 actor = idle.pop()

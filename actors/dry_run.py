@@ -65,7 +65,7 @@ def print_plan(config: ExperimentConfig, args: argparse.Namespace) -> int:
 
 
 def _rep_line(config: ExperimentConfig, architecture, dtype, batch: int, estimate) -> str:
-    """What rep-batching costs per repetition and how many repetitions fit on 80 and 141 GiB GPUs."""
+    """What rep-batching costs per unit in a batch and how many units fit on 80 and 141 GiB GPUs."""
     n_units = len(config.levels) * config.n_rep
     if config.reps_per_batch == 1 or n_units == 1:
         return "rep-batching    off (one repetition per batch)"
@@ -75,6 +75,6 @@ def _rep_line(config: ExperimentConfig, architecture, dtype, batch: int, estimat
     reps = {gib: memory.planned_reps(n_units, config.reps_per_batch,
                                      memory.max_reps(architecture, dtype, bytes_free, sequence, batch, copies))
             for gib, bytes_free in free.items()}
-    return (f"rep-batching    each repetition in a batch adds {copies / 2**30:.2f} GiB of copies + "
+    return (f"rep-batching    each unit in a batch adds {copies / 2**30:.2f} GiB of copies + "
             f"{(estimate.total - estimate.weights) / 2**30:.2f} GiB for its {batch} prompts; "
             + ", ".join(f"at most {n} per batch on {gib} GiB" for gib, n in reps.items()))

@@ -59,6 +59,8 @@ class ModelActor:
         self.writer = writer
         try:
             self.worker.prepare(config)
+            if self.worker.loaded is None:  # restarted by Ray since its last variant: load it now, so the
+                self.load()                 # driver sizes its batches from what fits, not from 1
         except Exception:
             logger.exception("%s failed to switch to variant %s", self.origin, config.name_suffix)
             raise

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 Emit = Callable[[list[dict]], None]
 MODEL_FIELDS = ("model_name", "dtype", "load_in_4bit")  # what a sweep's variants must share
 PROMPT_FIELDS = ("prompts", "image_enabled", "image_path", "max_batch_size")  # what decoders are built for
-WARM_UP_STEPS = 4  # "reduce-overhead" compiles on the first call of the step and records its CUDA graph by the third
+WARM_UP_STEPS = 4  # 3 calls of the compiled step: "reduce-overhead" compiles on the first, records its CUDA graph by the third
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,10 @@ class ModelWorker:
         cfg = self.config
         self.loaded = load_model(cfg.model_name, cfg.dtype, self.device, cfg.load_in_4bit)
         if self.attention in (None, SPLIT_KV_NAME, NAME):  # no per-step copy of the KV cache per query head
-            use_grouped_decode_attention(self.loaded.model, split_kv=None if self.attention is None else
-                                         self.attention == SPLIT_KV_NAME)
+            # the kernel by default only where CUDA graphs replay it: eager steps would pay its Python launch
+            split_kv = self.attention == SPLIT_KV_NAME if self.attention else (None if self.static else False)
+            if not use_grouped_decode_attention(self.loaded.model, split_kv) and self.attention:
+                raise ValueError(f"attention={self.attention!r} needs a model that uses SDPA attention")
         else:
             self.loaded.model.set_attn_implementation(self.attention)
         logger.info("loaded %s on %s in %.1fs", self.loaded.name, self.device, time.perf_counter() - started)
@@ -121,8 +123,8 @@ class ModelWorker:
     def fit_stacks(self, n_units: int) -> None:
         """Stacks for `n_units` units (at most max_reps); kept when they already hold as many or more.
 
-        The driver hands out its largest batches first, so an actor sizes its stacks (and compiles its
-        decoder) once: a smaller batch is padded rather than recompiled.
+        The warm-up sizes them for the driver's batch size, so an actor allocates its copies (and compiles
+        its decoder) once: a smaller batch is padded rather than recompiled.
         """
         wanted = min(n_units, self.max_reps)
         if wanted > self.reps:
@@ -137,7 +139,7 @@ class ModelWorker:
             self.decoders = {}
 
     def _planned_reps(self, config: ExperimentConfig) -> int:
-        """Units per batch at most: the config's request (0 = auto), what fits in memory, spread evenly."""
+        """Units per batch at most: the config's request (0 = auto) and what fits in memory."""
         requested, n_units = config.reps_per_batch, len(config.levels) * config.n_rep
         reason = unsupported_reason(self.loaded.model, self.baseline.targets)
         if requested == 1 or n_units == 1 or reason is not None:
@@ -169,7 +171,7 @@ class ModelWorker:
         return max(1, min(cap, memory.max_batch(self.loaded.model.config, self.loaded.model.dtype, free, sequence)))
 
     def decoder(self, batch_size: int) -> StaticDecoder | None:
-        """The compiled static decoder for `batch_size` prompts per repetition (built once), or None (eager)."""
+        """The compiled static decoder for `batch_size` prompts per unit (built once), or None (eager)."""
         if not self.static:
             return None
         key = (batch_size, self.reps)
@@ -179,34 +181,45 @@ class ModelWorker:
         return self.decoders[key]
 
     def warm_up(self, n_units: int) -> None:
-        """Size the stacks for batches of `n_units` and compile the decode step on a few steps (nothing emitted)."""
+        """Size the stacks for batches of `n_units` and compile the decode step on a few steps (nothing emitted).
+
+        Out of memory here only halves the units per batch: the first batch then finds what fits.
+        """
         self.fit_stacks(n_units)
         decoder = self.decoder(self.sizer.size)
-        if decoder is not None:
-            texts = [p.text for p in self.config.prompts[: self.sizer.size]]
+        if decoder is None:
+            return
+        texts = [p.text for p in self.config.prompts[: self.sizer.size]]
+        try:
             generate(self.loaded, texts, self.params, [0] * (len(texts) * self.reps), self.image, decoder,
                      reps=self.reps, steps=WARM_UP_STEPS)
+            return
+        except torch.OutOfMemoryError:
+            if self.stacks is None:
+                raise
+        self._shrink_reps()
 
     def run_units(self, units: list[Unit], emit: Emit) -> list[UnitReport]:
         """Run units (any levels) with the same prompts, up to max_reps at a time (one at a time without stacks)."""
         reports, pending = [], list(units)
         while pending:
             self.fit_stacks(len(pending))
-            batch = pending[: self.reps]
+            rounds = -(-len(pending) // self.reps)
+            batch = pending[: -(-len(pending) // rounds)]  # equally full: 9 at most 4 go as 3 + 3 + 3
             try:
                 reports += self._run_batch(batch, emit)
                 pending = pending[len(batch):]
                 continue
             except torch.OutOfMemoryError:
-                if self.stacks is None:  # even one prompt of one repetition does not fit
+                if self.stacks is None:  # even one prompt of one unit does not fit
                     raise
             self._shrink_reps()  # outside the except block, so the failed attempt's tensors are freed first
         return reports
 
     def _shrink_reps(self) -> None:
-        """Half as many repetitions per batch (1: the per-unit path); records already sent are deduplicated."""
+        """Half as many units per batch (1: the per-unit path); records already sent are deduplicated."""
         self.max_reps = self.reps // 2
-        logger.warning("CUDA out of memory at one prompt per repetition: repetitions per batch %d instead of %d",
+        logger.warning("CUDA out of memory at one prompt per unit: repetitions per batch %d instead of %d",
                        self.max_reps, self.reps)
         self._drop_stacks()
         self._install_stacks(self.max_reps)
@@ -256,11 +269,11 @@ class ModelWorker:
         return records, tokens
 
     def _generate_batch(self, units: list[Unit], prompt_ids: list[int]):
-        """Generations ordered by repetition block: units[0]'s prompts, then units[1]'s, ..."""
+        """Generations ordered by unit block: units[0]'s prompts, then units[1]'s, ..."""
         cfg = self.config
         prompts = [cfg.prompts[i] for i in prompt_ids]
         seeds = [sampling_seed(cfg, u.repeat_index, p) for u in units for p in prompts]
-        seeds += seeds[-len(prompts):] * (self.reps - len(units))  # padding blocks repeat the last repetition
+        seeds += seeds[-len(prompts):] * (self.reps - len(units))  # padding blocks repeat the last unit
         try:
             generations = generate(self.loaded, [p.text for p in prompts], self.params, seeds, self.image,
                                    self.decoder(self.sizer.size), reps=self.reps)
@@ -276,5 +289,5 @@ class ModelWorker:
         while rest:  # the size may shrink again inside, so chunks are cut one at a time
             chunk, rest = rest[: self.sizer.size], rest[self.sizer.size:]
             chunks.append((chunk, self._generate_batch(units, chunk)))
-        # back to the block order of the whole batch: repetition by repetition, prompts in order
+        # back to the block order of the whole batch: unit by unit, prompts in order
         return [g for r in range(len(units)) for chunk, gens in chunks for g in gens[r * len(chunk): (r + 1) * len(chunk)]]

@@ -17,6 +17,8 @@ import contextlib
 
 import torch
 
+from degrader import decode_kernel
+
 NAME = "degrader_sdpa"  # grouped single-token queries through SDPA
 SPLIT_KV_NAME = "degrader_split_kv"  # the same, through the split-KV kernel where it can run
 
@@ -24,19 +26,13 @@ SPLIT_KV_NAME = "degrader_split_kv"  # the same, through the split-KV kernel whe
 def grouped_decode_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None,
                         is_causal=None, **kwargs):
     """transformers' SDPA attention, with single-token queries packed per key/value head."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    if not _packable(module, query, attention_mask, kwargs):
+        return _sdpa(module, query, key, value, attention_mask, dropout, scaling, is_causal, **kwargs)
 
-    groups = getattr(module, "num_key_value_groups", 1)
-    shared_mask = attention_mask is None or attention_mask.shape[1] == 1
-    if query.shape[2] != 1 or groups == 1 or not shared_mask or kwargs.get("softcap") is not None:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      is_causal=is_causal, **kwargs)
-    batch, heads, _, dim = query.shape
-    packed = query.reshape(batch, heads // groups, groups, dim)  # query head h reads key/value head h // groups
-    mask = None if attention_mask is None else attention_mask[:, :, :, : key.shape[-2]]
-    with _decode_backends(query.device):
-        out = torch.nn.functional.scaled_dot_product_attention(packed, key, value, attn_mask=mask, scale=scaling)
-    return out.reshape(batch, heads, 1, value.shape[-1]).transpose(1, 2).contiguous(), None
+    def attend(packed, mask):
+        with _decode_backends(query.device):
+            return torch.nn.functional.scaled_dot_product_attention(packed, key, value, attn_mask=mask, scale=scaling)
+    return _packed_attention(module, query, key, attention_mask, attend)
 
 
 def split_kv_decode_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None,
@@ -46,23 +42,43 @@ def split_kv_decode_attention(module, query, key, value, attention_mask, dropout
     Selected only where the kernel can run; every test here is on shapes and dtypes, so a compiled
     decode step traces it without a graph break.
     """
-    from degrader import decode_kernel
-
-    mask_ok = attention_mask is not None and attention_mask.dtype == torch.bool and attention_mask.shape[1] == 1
-    if query.shape[2] != 1 or not mask_ok or kwargs.get("softcap") is not None:
+    boolean = attention_mask is not None and attention_mask.dtype == torch.bool
+    if not boolean or not _packable(module, query, attention_mask, kwargs):
         return grouped_decode_sdpa(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                    is_causal=is_causal, **kwargs)
+    scale = query.shape[-1] ** -0.5 if scaling is None else scaling
+    return _packed_attention(module, query, key, attention_mask,
+                             lambda packed, mask: decode_kernel.split_kv_decode(packed, key, value, mask, scale))
+
+
+def _packable(module, query, attention_mask, kwargs) -> bool:
+    """One query token, grouped key/value heads, one mask row for every head, no soft-capping."""
+    shared_mask = attention_mask is None or attention_mask.shape[1] == 1
+    return (query.shape[2] == 1 and getattr(module, "num_key_value_groups", 1) > 1 and shared_mask
+            and kwargs.get("softcap") is None)
+
+
+def _packed_attention(module, query, key, attention_mask, attend):
+    """attend(query [B, kv_heads, group, D], mask [B, 1, 1, S]) as transformers' [B, 1, heads, D] output."""
     batch, heads, _, dim = query.shape
-    groups = getattr(module, "num_key_value_groups", 1)
-    packed = query.reshape(batch, heads // groups, groups, dim)
-    scale = dim ** -0.5 if scaling is None else scaling
-    out = decode_kernel.split_kv_decode(packed, key, value, attention_mask[:, :, :, : key.shape[-2]], scale)
-    return out.reshape(batch, heads, 1, value.shape[-1]).transpose(1, 2).contiguous(), None
+    groups = module.num_key_value_groups
+    packed = query.reshape(batch, heads // groups, groups, dim)  # query head h reads key/value head h // groups
+    mask = None if attention_mask is None else attention_mask[:, :, :, : key.shape[-2]]
+    out = attend(packed, mask)
+    return out.reshape(batch, heads, 1, out.shape[-1]).transpose(1, 2).contiguous(), None
+
+
+def _sdpa(module, query, key, value, attention_mask, dropout, scaling, is_causal, **kwargs):
+    """transformers' own SDPA attention (prefill, and shapes the packed path does not take)."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                  is_causal=is_causal, **kwargs)
 
 
 def _decode_backends(device: torch.device):
     """On CUDA prefer the memory-efficient kernel: for a few queries against a long masked cache it beats
-    cuDNN's (scripts/bench_attention.py: 81 vs 110 us per layer at batch 38, 620 vs 750 at 380, H100)."""
+    cuDNN's (scripts/bench_attention.py: 35 vs 64 us per layer at batch 38, 221 vs 349 at 380, H100)."""
     if device.type != "cuda":
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -77,8 +93,6 @@ def use_grouped_decode_attention(model, split_kv: bool | None = None) -> bool:
     """
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-    from degrader import decode_kernel
 
     if model.config._attn_implementation not in ("sdpa", NAME, SPLIT_KV_NAME):
         return False

@@ -88,6 +88,7 @@ def available(device: torch.device | str = "cuda") -> bool:
     return torch.device(device).type == "cuda" and torch.cuda.is_available()
 
 
+@functools.cache
 def _interpreting() -> bool:
     """Whether triton runs kernels in its interpreter: TRITON_INTERPRET=1 when triton.language was imported."""
     from triton.runtime.interpreter import InterpretedFunction
@@ -112,9 +113,15 @@ def block_size(dim: int) -> int:
 
 def num_splits(batch: int, kv_heads: int, seq_len: int, block_n: int, device: torch.device) -> int:
     """Slices of the sequence per (row, kv head): a few programs per SM, at least one tile each."""
-    sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else DEFAULT_SMS
+    sms = _sm_count(device.index or 0) if device.type == "cuda" else DEFAULT_SMS
     wanted = _cdiv(PROGRAMS_PER_SM * sms, batch * kv_heads)
     return max(1, min(wanted, _cdiv(seq_len, block_n)))
+
+
+@functools.cache
+def _sm_count(index: int) -> int:
+    """Multiprocessors of CUDA device `index` (asked once: the op runs at every layer of every eager step)."""
+    return torch.cuda.get_device_properties(index).multi_processor_count
 
 
 def _cdiv(a: int, b: int) -> int:

@@ -138,10 +138,12 @@ def generate(loaded: LoadedModel, prompts: Sequence[str], params: SamplingParams
     """Generate for a batch of prompts; row i samples from its own stream `row_seeds[i]`.
 
     `decoder` (a `static_decode.StaticDecoder` built for `params`) selects the static, compiled path.
-    `reps` > 1 decodes the prompts once per repetition (rep-batching, `rep_batch.RepStacks` installed):
-    rows and results are ordered repetition by repetition, and `row_seeds` has one seed per row.
+    `reps` > 1 decodes the prompts once per unit (rep-batching, `rep_batch.RepStacks` installed):
+    rows and results are ordered unit by unit, and `row_seeds` has one seed per row.
     `steps` stops the static path early (a warm-up).
     """
+    if steps is not None and decoder is None:
+        raise ValueError("steps (a warm-up of the compiled step) needs a static decoder")
     start = time.perf_counter()
     inputs = encode(loaded, prompts, image)
     if reps > 1:
@@ -176,7 +178,7 @@ def perplexity(loaded: LoadedModel, text: str) -> float:
 
 @torch.inference_mode()
 def perplexities(loaded: LoadedModel, text: str, reps: int) -> list[float]:
-    """The perplexity of `text` under each repetition's weights (`reps` = 1: the model as it is)."""
+    """The perplexity of `text` under each unit's weights (`reps` = 1: the model as it is)."""
     ids = loaded.tokenizer(text, return_tensors="pt").input_ids.to(loaded.device)
     logits = loaded.model(input_ids=ids.repeat(reps, 1)).logits[:, :-1].float()
     targets = ids[:, 1:].expand(reps, -1)

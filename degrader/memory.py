@@ -76,13 +76,8 @@ def max_reps(config, dtype: torch.dtype, free_bytes: int, sequence: int, rows_pe
     return int(free_bytes // per_rep)
 
 
-def planned_reps(n_rep: int, requested: int, fits: int) -> int:
-    """Repetitions per batch: `requested` (0 = as many as fit) capped by what `fits`, spread evenly."""
-    return spread_reps(n_rep, min(fits, requested or n_rep))
+def planned_reps(n_units: int, requested: int, fits: int) -> int:
+    """Units per batch at most: `requested` (0 = as many as fit) capped by what `fits` and by `n_units`.
 
-
-def spread_reps(n_rep: int, most: int) -> int:
-    """Repetitions per batch when at most `most` fit: as few batches as possible, equally full (10 at most 6: 5)."""
-    most = max(1, min(most, n_rep))
-    batches = -(-n_rep // most)
-    return -(-n_rep // batches)
+    How many a batch then holds is the driver's choice (`actors.driver.batch_sizes`)."""
+    return max(1, min(fits, requested or n_units, n_units))

@@ -1,7 +1,7 @@
 """Rep-batched degradation: R units (a level and a repetition each) decoded as one batch.
 
 The units of an experiment differ only in the degraded group. `RepStacks` holds one copy of each
-degraded tensor per repetition ([R, out, in]; [R, vocab, hidden] for an embedding and the head tied
+degraded tensor per unit ([R, out, in]; [R, vocab, hidden] for an embedding and the head tied
 to it) and, while installed, swaps the modules that use them for versions that apply each row's own
 copy. Rows are ordered by unit, with the same number of rows for each:
 rows [r * n, (r + 1) * n) use copy r. Every other weight is shared, so a decode step reads it once
@@ -9,7 +9,7 @@ for all R units, whatever their levels.
 
 Copy r is made exactly as the per-unit path makes its weights: the clean tensor, then the method at
 the unit's level with the generator of (seed + repeat_index, tensor name). The copies are bitwise equal to what
-`Baseline.degrade` writes into the live model for that repetition.
+`Baseline.degrade` writes into the live model for that unit.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from degrader.seeding import generator_for
 
 
 class RepLinear(nn.Module):
-    """A Linear whose weight differs per repetition: y[r] = x[r] @ W[r]^T (+ b), one batched matmul."""
+    """A Linear whose weight differs per unit: y[r] = x[r] @ W[r]^T (+ b), one batched matmul."""
 
     def __init__(self, base: nn.Linear, weights: torch.Tensor):
         super().__init__()
@@ -45,7 +45,7 @@ class RepLinear(nn.Module):
 
 
 class RepEmbedding(nn.Module):
-    """An embedding table per repetition (Gemma's scaled embedding keeps its scale)."""
+    """An embedding table per unit (Gemma's scaled embedding keeps its scale)."""
 
     def __init__(self, base: nn.Embedding, weights: torch.Tensor):
         super().__init__()
@@ -91,7 +91,7 @@ def _users(model: nn.Module, parameter: torch.Tensor) -> list[tuple[str, nn.Modu
 
 
 class RepStacks:
-    """`reps` copies of each tensor of a group, degraded per repetition, applied row block by row block."""
+    """`reps` copies of each tensor of a group, degraded per unit, applied row block by row block."""
 
     def __init__(self, model: nn.Module, targets: Sequence[Target], reps: int):
         reason = unsupported_reason(model, targets)
@@ -105,7 +105,7 @@ class RepStacks:
 
     @property
     def nbytes_per_rep(self) -> int:
-        """GPU bytes one more repetition costs (its copies of the degraded tensors)."""
+        """GPU bytes one more unit in a batch costs (its copies of the degraded tensors)."""
         return sum(s[0].numel() * s.element_size() for s in self.stacks.values())
 
     def _swaps(self, parameter: torch.Tensor, stack: torch.Tensor) -> list[_Swap]:
@@ -141,7 +141,7 @@ class RepStacks:
             stack[len(seeds):].copy_(stack[len(seeds) - 1].expand_as(stack[len(seeds):]))
 
     def install(self) -> None:
-        """Swap the rep-batched modules in (batches must then hold reps x n rows, ordered by repetition)."""
+        """Swap the rep-batched modules in (batches must then hold reps x n rows, ordered by unit)."""
         for swap in self.swaps:
             setattr(swap.parent, swap.attribute, swap.replacement)
 

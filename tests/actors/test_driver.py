@@ -33,6 +33,7 @@ def test_batch_sizes_let_every_actor_finish_in_the_same_number_of_rounds():
     assert batch_sizes(50, [10, 10]) == [9, 9]  # 3 rounds each, not 3 for one actor and 2 for the other
     assert batch_sizes(50, [17]) == [17] and batch_sizes(50, [17, 17]) == [13, 13]  # 3 rounds; 2 rounds
     assert batch_sizes(10, [6]) == [5] and batch_sizes(7, [4]) == [4]  # 5 + 5, not 6 + 4; 4 + 3
+    assert batch_sizes(40, [20]) == [20] and batch_sizes(40, [20, 20]) == [20, 20]  # a resumed run: 40 of 50 left
     assert batch_sizes(50, [10, 5]) == [9, 5] and batch_sizes(3, [1, 1, 1]) == [1, 1, 1]
     for n, most in [(50, [10, 10]), (50, [17, 17]), (23, [4, 7, 1]), (1, [8, 8])]:
         sizes = batch_sizes(n, most)

@@ -58,7 +58,7 @@ def test_dry_run_prints_the_plan_and_loads_nothing(tmp_path):
     assert "outputs_uni_quant_random-gemma-3-4b-it_2025_06_24_cookies.json" in output
     assert "memory / actor" in output and "weights 8.01" in output
     # cookie_theft_it lesions attn_only: 34 value projections of 2560 x 1024 in bf16 per repetition
-    assert "each repetition in a batch adds 0.17 GiB of copies" in output and "at most 17 per batch on 80 GiB" in output
+    assert "each unit in a batch adds 0.17 GiB of copies" in output and "at most 20 per batch on 80 GiB" in output
 
 
 def lock_is_free(path: Path) -> bool:

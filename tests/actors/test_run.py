@@ -1,3 +1,4 @@
+import logging
 import os
 import signal
 import threading
@@ -45,14 +46,15 @@ def test_one_and_two_actors_give_identical_records(ray_cluster, tmp_path):
     assert {record_key(r): stable(r) for r in two} == by_key
 
 
-def test_rep_batched_actors_write_the_records_of_the_per_unit_path(ray_cluster, tmp_path):
+def test_rep_batched_actors_write_the_records_of_the_per_unit_path(ray_cluster, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="actors.driver")
     per_unit = run(tmp_path / "one", small_config("deg_steps=3"))
     # 3 levels x 2 repetitions in 2 batches of 3: each batch holds units of two levels
     batched = run(tmp_path / "three", small_config("deg_steps=3", "reps_per_batch=3"), cpu_actors=2)
     assert {r["reps_in_batch"] for r in per_unit} == {1} and {r["reps_in_batch"] for r in batched} == {3}
     assert {record_key(r): stable(r) for r in batched} == {record_key(r): stable(r) for r in per_unit}
-    log = (tmp_path / "three" / "run.log").read_text()
-    assert "repetitions per batch: 3" in log and log.count("warm-up for 3 units per batch") == 2
+    assert "repetitions per batch: 3" in (tmp_path / "three" / "run.log").read_text()
+    assert caplog.text.count("warm-up for 3 units per batch") == 2  # both actors, before their first unit
 
 
 @pytest.mark.parametrize("reps", [1, 3])

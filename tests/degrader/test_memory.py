@@ -1,4 +1,4 @@
-"""Rep-batching memory arithmetic: how many repetitions fit and how they are spread over batches."""
+"""Rep-batching memory arithmetic: how many units fit in a batch, and the cap a config allows."""
 
 import torch
 
@@ -6,9 +6,9 @@ from degrader import memory
 from degrader.random_models import random_config
 
 
-def test_repetitions_are_spread_over_as_few_equal_batches_as_fit():
-    assert [memory.spread_reps(10, most) for most in (1, 3, 4, 5, 6, 9, 10, 40)] == [1, 3, 4, 5, 5, 5, 10, 10]
-    assert memory.spread_reps(10, 0) == 1 and memory.spread_reps(3, 2) == 2
+def test_units_per_batch_are_capped_by_the_request_what_fits_and_the_units():
+    assert memory.planned_reps(50, 0, 20) == 20 and memory.planned_reps(50, 8, 20) == 8
+    assert memory.planned_reps(6, 0, 20) == 6 and memory.planned_reps(50, 0, 0) == 1
 
 
 def test_each_repetition_costs_its_copies_and_its_rows():

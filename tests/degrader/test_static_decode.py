@@ -24,13 +24,18 @@ def test_compiled_step_gives_the_same_tokens_as_eager(embedded):
     params = SamplingParams(max_new_tokens=8, do_sample=False)
     eager = generate(embedded, PROMPTS, params, [1, 2, 3])
     decoder = StaticDecoder(embedded.model, batch_size=4, prompt_length=20, params=params, compile=True)
+    from torch._dynamo.utils import counters
+
+    graphs = counters["stats"]["unique_graphs"]
     warm = generate(embedded, PROMPTS, params, [1, 2, 3], decoder=decoder, steps=3)  # a warm-up compiles the step
-    assert [g.tokens_out for g in warm] == [3, 3, 3]
+    assert [g.tokens_out for g in warm] == [3, 3, 3] and counters["stats"]["unique_graphs"] > graphs
+    graphs = counters["stats"]["unique_graphs"]
     with torch._dynamo.config.patch(error_on_recompile=True):  # compiled once, replayed by every later batch
         assert [g.text for g in generate(embedded, PROMPTS, params, [1, 2, 3], decoder=decoder)] == \
             [g.text for g in eager]
         assert [g.text for g in generate(embedded, PROMPTS, params, [1, 2, 3], decoder=decoder)] == \
             [g.text for g in eager]
+    assert counters["stats"]["unique_graphs"] == graphs  # nothing left to compile after the warm-up
 
 
 def test_shapes_are_bucketed_and_batches_padded(embedded):
