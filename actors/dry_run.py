@@ -6,7 +6,7 @@ import argparse
 
 import torch
 
-from actors.plan import missing_units, output_path, record_key, total_records
+from actors.plan import missing_units, output_path, record_key, total_records, total_units
 from actors.store import read_records
 from configs.experiments import ExperimentConfig
 from degrader import memory
@@ -66,12 +66,12 @@ def print_plan(config: ExperimentConfig, args: argparse.Namespace) -> int:
 
 def _rep_line(config: ExperimentConfig, architecture, dtype, batch: int, estimate) -> str:
     """What rep-batching costs per unit in a batch and how many units fit on 80 and 141 GiB GPUs."""
-    n_units = len(config.levels) * config.n_rep
+    n_units = total_units(config)
     if config.reps_per_batch == 1 or n_units == 1:
         return "rep-batching    off (one repetition per batch)"
     copies = memory.group_bytes(architecture, dtype, config.param_group_name)
     sequence = sequence_length(config, architecture)
-    free = {gib: int(memory.HEADROOM * (gib * 2**30 - estimate.weights)) for gib in (80, 141)}
+    free = {gib: gib * 2**30 - estimate.weights for gib in (80, 141)}
     reps = {gib: memory.planned_reps(n_units, config.reps_per_batch,
                                      memory.max_reps(architecture, dtype, bytes_free, sequence, batch, copies))
             for gib, bytes_free in free.items()}

@@ -59,18 +59,21 @@ class ModelActor:
         self.writer = writer
         try:
             self.worker.prepare(config)
-            if self.worker.loaded is None:  # restarted by Ray since its last variant: load it now, so the
-                self.load()                 # driver sizes its batches from what fits, not from 1
+            self._ensure_loaded()  # so the driver sizes its batches from what fits, not from 1
         except Exception:
             logger.exception("%s failed to switch to variant %s", self.origin, config.name_suffix)
             raise
         return self.worker.max_reps
 
+    def _ensure_loaded(self) -> None:
+        """Load the model if Ray restarted this actor since it was loaded (its __init__ ran again)."""
+        if self.worker.loaded is None:
+            self.load()
+
     def warm_up(self, n_units: int) -> float:
         """Prepare batches of `n_units` units and compile the decode step before the first unit; returns seconds."""
         started = time.perf_counter()
-        if self.worker.loaded is None:  # restarted since it was loaded
-            self.load()
+        self._ensure_loaded()
         try:
             self.worker.warm_up(n_units)
         except Exception:
@@ -80,8 +83,7 @@ class ModelActor:
 
     def run_units(self, units: list[Unit]) -> list[UnitReport]:
         """Run units with the same prompts; each batch's records go to the writer, acknowledged before returning."""
-        if self.worker.loaded is None:  # a restarted actor reloads before its first unit
-            self.load()
+        self._ensure_loaded()
         acks = []
 
         def emit(records: list[dict]) -> None:

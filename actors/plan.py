@@ -60,6 +60,11 @@ def missing_units(config: ExperimentConfig, done_keys: set[str]) -> list[Unit]:
     return units
 
 
+def total_units(config: ExperimentConfig) -> int:
+    """How many (level, repetition) units a complete run has."""
+    return len(config.levels) * config.n_rep
+
+
 def total_records(config: ExperimentConfig) -> int:
     """How many records a complete run has."""
-    return len(config.levels) * config.n_rep * len(config.prompts)
+    return total_units(config) * len(config.prompts)

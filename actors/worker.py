@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from PIL import Image
 
-from actors.plan import Unit
+from actors.plan import Unit, total_units
 from actors.records import make_record, sampling_seed
 from actors.vram import BatchSizer, VramMonitor
 from configs.experiments import ExperimentConfig
@@ -62,7 +62,7 @@ class ModelWorker:
         self.params = sampling_params(config, ignore_eos)
         self.loaded: LoadedModel | None = None
         self.baseline: Baseline | None = None
-        self.decoders: dict[tuple[int, int], StaticDecoder] = {}
+        self.decoders: dict[int, StaticDecoder] = {}  # by prompts per unit; dropped whenever the stacks change
         self.stacks: RepStacks | None = None  # per-unit copies of the group while rep-batching
         self.max_reps = 1  # the most units one batch may decode: the config's request and what fits in memory
         self.attention = attention  # attention implementation override (None: the model's default)
@@ -140,7 +140,7 @@ class ModelWorker:
 
     def _planned_reps(self, config: ExperimentConfig) -> int:
         """Units per batch at most: the config's request (0 = auto) and what fits in memory."""
-        requested, n_units = config.reps_per_batch, len(config.levels) * config.n_rep
+        requested, n_units = config.reps_per_batch, total_units(config)
         reason = unsupported_reason(self.loaded.model, self.baseline.targets)
         if requested == 1 or n_units == 1 or reason is not None:
             if reason is not None and requested != 1:
@@ -150,7 +150,7 @@ class ModelWorker:
             return memory.planned_reps(n_units, requested, fits=requested or 1)
         free, _ = torch.cuda.mem_get_info(self.device)
         sequence = bucket(self.prompt_length) + self.params.max_new_tokens
-        fits = memory.max_reps(self.loaded.model.config, self.loaded.model.dtype, int(memory.HEADROOM * free),
+        fits = memory.max_reps(self.loaded.model.config, self.loaded.model.dtype, free,
                                sequence, self.sizer.size, self.baseline.nbytes)
         return memory.planned_reps(n_units, requested, fits)
 
@@ -174,55 +174,48 @@ class ModelWorker:
         """The compiled static decoder for `batch_size` prompts per unit (built once), or None (eager)."""
         if not self.static:
             return None
-        key = (batch_size, self.reps)
-        if key not in self.decoders:
-            self.decoders[key] = StaticDecoder(self.loaded.model, batch_size, self.prompt_length, self.params,
-                                               mode=self.compile_mode, reps=self.reps)
-        return self.decoders[key]
+        if batch_size not in self.decoders:
+            self.decoders[batch_size] = StaticDecoder(self.loaded.model, batch_size, self.prompt_length, self.params,
+                                                      mode=self.compile_mode, reps=self.reps)
+        return self.decoders[batch_size]
 
     def warm_up(self, n_units: int) -> None:
-        """Size the stacks for batches of `n_units` and compile the decode step on a few steps (nothing emitted).
+        """Size the stacks for batches of `n_units` and compile the decode step on a few steps (nothing emitted)."""
+        self._with_stacks(n_units, self._compile)
 
-        Out of memory here only halves the units per batch: the first batch then finds what fits.
-        """
-        self.fit_stacks(n_units)
+    def _compile(self) -> None:
         decoder = self.decoder(self.sizer.size)
-        if decoder is None:
-            return
-        texts = [p.text for p in self.config.prompts[: self.sizer.size]]
-        try:
+        if decoder is not None:
+            texts = [p.text for p in self.config.prompts[: self.sizer.size]]
             generate(self.loaded, texts, self.params, [0] * (len(texts) * self.reps), self.image, decoder,
                      reps=self.reps, steps=WARM_UP_STEPS)
-            return
-        except torch.OutOfMemoryError:
-            if self.stacks is None:
-                raise
-        self._shrink_reps()
 
     def run_units(self, units: list[Unit], emit: Emit) -> list[UnitReport]:
         """Run units (any levels) with the same prompts, up to max_reps at a time (one at a time without stacks)."""
         reports, pending = [], list(units)
         while pending:
-            self.fit_stacks(len(pending))
-            rounds = -(-len(pending) // self.reps)
-            batch = pending[: -(-len(pending) // rounds)]  # equally full: 9 at most 4 go as 3 + 3 + 3
-            try:
-                reports += self._run_batch(batch, emit)
-                pending = pending[len(batch):]
-                continue
-            except torch.OutOfMemoryError:
-                if self.stacks is None:  # even one prompt of one unit does not fit
-                    raise
-            self._shrink_reps()  # outside the except block, so the failed attempt's tensors are freed first
+            reports += self._with_stacks(len(pending), lambda: self._run_batch(pending[: self.reps], emit))
+            pending = units[len(reports):]
         return reports
 
-    def _shrink_reps(self) -> None:
-        """Half as many units per batch (1: the per-unit path); records already sent are deduplicated."""
-        self.max_reps = self.reps // 2
-        logger.warning("CUDA out of memory at one prompt per unit: repetitions per batch %d instead of %d",
-                       self.max_reps, self.reps)
-        self._drop_stacks()
-        self._install_stacks(self.max_reps)
+    def _with_stacks(self, n_units: int, attempt: Callable):
+        """attempt() with stacks for up to `n_units` units; out of memory (copies or decoding) halves them and retries.
+
+        Records already sent by a failed attempt are deduplicated by the writer.
+        """
+        while True:
+            try:
+                self.fit_stacks(n_units)
+                return attempt()
+            except torch.OutOfMemoryError:
+                tried = max(self.reps, min(n_units, self.max_reps))  # fit_stacks drops the stacks it cannot fill
+                if tried == 1:  # even one prompt of one unit does not fit
+                    raise
+            # outside the except block, so the failed attempt's tensors are freed first
+            logger.warning("CUDA out of memory at one prompt per unit: repetitions per batch %d instead of %d",
+                           tried // 2, tried)
+            self.max_reps = tried // 2
+            self._drop_stacks()
 
     def lesion(self, units: list[Unit]) -> None:
         """Degrade for `units`: the live weights for one unit, or each unit's copies when rep-batching."""
@@ -284,7 +277,7 @@ class ModelWorker:
             self.sizer.after_oom()
         # retried outside the except block, so the failed attempt's tensors are freed first; decoders
         # sized for more rows than now fit are dropped with their caches
-        self.decoders = {key: d for key, d in self.decoders.items() if key[0] <= self.sizer.size}
+        self.decoders = {size: d for size, d in self.decoders.items() if size <= self.sizer.size}
         chunks, rest = [], prompt_ids
         while rest:  # the size may shrink again inside, so chunks are cut one at a time
             chunk, rest = rest[: self.sizer.size], rest[self.sizer.size:]

@@ -16,11 +16,13 @@ from __future__ import annotations
 import contextlib
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from degrader import decode_kernel
 
 NAME = "degrader_sdpa"  # grouped single-token queries through SDPA
 SPLIT_KV_NAME = "degrader_split_kv"  # the same, through the split-KV kernel where it can run
+DECODE_BACKENDS = [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH]
 
 
 def grouped_decode_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None,
@@ -42,8 +44,9 @@ def split_kv_decode_attention(module, query, key, value, attention_mask, dropout
     Selected only where the kernel can run; every test here is on shapes and dtypes, so a compiled
     decode step traces it without a graph break.
     """
-    boolean = attention_mask is not None and attention_mask.dtype == torch.bool
-    if not boolean or not _packable(module, query, attention_mask, kwargs):
+    if not _packable(module, query, attention_mask, kwargs):
+        return _sdpa(module, query, key, value, attention_mask, dropout, scaling, is_causal, **kwargs)
+    if attention_mask is None or attention_mask.dtype != torch.bool:
         return grouped_decode_sdpa(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                    is_causal=is_causal, **kwargs)
     scale = query.shape[-1] ** -0.5 if scaling is None else scaling
@@ -81,9 +84,7 @@ def _decode_backends(device: torch.device):
     cuDNN's (scripts/bench_attention.py: 35 vs 64 us per layer at batch 38, 221 vs 349 at 380, H100)."""
     if device.type != "cuda":
         return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    return sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH], set_priority=True)
+    return sdpa_kernel(DECODE_BACKENDS, set_priority=True)
 
 
 def use_grouped_decode_attention(model, split_kv: bool | None = None) -> bool:

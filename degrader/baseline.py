@@ -49,11 +49,7 @@ class Baseline:
         method = get_method(method_name)
         method.validate(level)
         for target in self.targets:
-            generator = generator_for(target.tensor.device, seed, target.name)
-            if is_4bit(target.tensor):
-                apply_4bit(target.tensor, lambda weights: method.apply(weights, level, generator))
-            else:
-                method.apply(target.tensor, level, generator)
+            degrade_tensor(target.tensor, target.name, method, level, seed)
 
     @contextmanager
     def degraded(self, method_name: str, level: float, seed: int) -> Iterator[None]:
@@ -64,6 +60,17 @@ class Baseline:
             yield
         finally:
             self.restore()
+
+
+def degrade_tensor(tensor: torch.Tensor, name: str, method, level: float, seed: int) -> None:
+    """`method` at `level` on `tensor` in place, with the generator of (seed, name): every lesion's one step.
+
+    A 4-bit tensor is degraded in its dequantized values and quantized again."""
+    generator = generator_for(tensor.device, seed, name)
+    if is_4bit(tensor):
+        apply_4bit(tensor, lambda weights: method.apply(weights, level, generator))
+    else:
+        method.apply(tensor, level, generator)
 
 
 def _stored(tensor: torch.Tensor) -> list[torch.Tensor]:

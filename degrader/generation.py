@@ -132,6 +132,11 @@ def decode(model, inputs: dict[str, torch.Tensor], params: SamplingParams, row_s
     return torch.stack(steps, dim=1)
 
 
+def tile_rows(inputs: dict[str, torch.Tensor], reps: int) -> dict[str, torch.Tensor]:
+    """Every input's rows `reps` times over, block after block: the rows of a rep-batch, unit by unit."""
+    return {key: value.repeat(reps, *([1] * (value.dim() - 1))) for key, value in inputs.items()}
+
+
 def generate(loaded: LoadedModel, prompts: Sequence[str], params: SamplingParams,
              row_seeds: Sequence[int], image: Any = None, decoder=None, reps: int = 1,
              steps: int | None = None) -> list[Generation]:
@@ -147,7 +152,7 @@ def generate(loaded: LoadedModel, prompts: Sequence[str], params: SamplingParams
     start = time.perf_counter()
     inputs = encode(loaded, prompts, image)
     if reps > 1:
-        inputs = {key: value.repeat(reps, *([1] * (value.dim() - 1))) for key, value in inputs.items()}
+        inputs = tile_rows(inputs, reps)
     seeds = torch.tensor(list(row_seeds), dtype=torch.int64, device=loaded.device)
     stop_ids = stop_token_ids(loaded)
     pad_id = loaded.tokenizer.pad_token_id

@@ -67,13 +67,14 @@ def estimate(config, dtype: torch.dtype, batch: int, sequence: int) -> MemoryEst
 
 def max_batch(config, dtype: torch.dtype, free_bytes: int, sequence: int, headroom: float = HEADROOM) -> int:
     """How many sequences of `sequence` tokens fit in `headroom` of `free_bytes` (weights already loaded)."""
-    return max_reps(config, dtype, int(headroom * free_bytes), sequence, rows_per_rep=1, rep_bytes=0)
+    return max_reps(config, dtype, free_bytes, sequence, rows_per_rep=1, rep_bytes=0, headroom=headroom)
 
 
-def max_reps(config, dtype: torch.dtype, free_bytes: int, sequence: int, rows_per_rep: int, rep_bytes: int) -> int:
-    """How many repetitions fit in `free_bytes` when each adds `rows_per_rep` sequences and `rep_bytes` of copies."""
+def max_reps(config, dtype: torch.dtype, free_bytes: int, sequence: int, rows_per_rep: int, rep_bytes: int,
+             headroom: float = HEADROOM) -> int:
+    """How many units fit in `headroom` of `free_bytes` when each adds `rows_per_rep` sequences and `rep_bytes`."""
     per_rep = rep_bytes + sum(_per_batch(config, dtype.itemsize, rows_per_rep, sequence).values())
-    return int(free_bytes // per_rep)
+    return int(int(headroom * free_bytes) // per_rep)
 
 
 def planned_reps(n_units: int, requested: int, fits: int) -> int:

@@ -21,10 +21,10 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
+from degrader.baseline import degrade_tensor
 from degrader.groups import Target
 from degrader.methods import get_method
 from degrader.quantized import is_4bit
-from degrader.seeding import generator_for
 
 
 class RepLinear(nn.Module):
@@ -103,11 +103,6 @@ class RepStacks:
                            for t in self.targets}
         self.swaps = [swap for t in self.targets for swap in self._swaps(t.tensor, self.stacks[t.name])]
 
-    @property
-    def nbytes_per_rep(self) -> int:
-        """GPU bytes one more unit in a batch costs (its copies of the degraded tensors)."""
-        return sum(s[0].numel() * s.element_size() for s in self.stacks.values())
-
     def _swaps(self, parameter: torch.Tensor, stack: torch.Tensor) -> list[_Swap]:
         swaps = []
         for name, module in _users(self.model, parameter):
@@ -136,7 +131,7 @@ class RepStacks:
             for target in self.targets:
                 copy = self.weight(target, rep)
                 copy.copy_(target.tensor)
-                method.apply(copy, level, generator_for(target.tensor.device, seed, target.name))
+                degrade_tensor(copy, target.name, method, level, seed)
         for stack in self.stacks.values():
             stack[len(seeds):].copy_(stack[len(seeds) - 1].expand_as(stack[len(seeds):]))
 

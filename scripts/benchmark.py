@@ -138,7 +138,7 @@ def time_path(name: str, worker: ModelWorker, units: list[Unit], steps: int, lim
     # the limit of the batch shape decoded (padding blocks of a short last batch included)
     result = summarize(name, timings, [len(g) * worker.sizer.size for g in groups], steps, limit_at(rows))
     return {**result, "reps_per_batch": worker.reps, "rows_per_batch": rows, "compile_and_first_batch_s": round(first, 1),
-            "copies_per_rep_gib": round(worker.stacks.nbytes_per_rep / 2**30, 3) if worker.stacks else 0.0,
+            "copies_per_rep_gib": round(worker.baseline.nbytes / 2**30, 3) if worker.stacks else 0.0,
             "peak_memory_gib": peak_gib()}
 
 
@@ -162,7 +162,7 @@ def bandwidth_limit(worker: ModelWorker, rows: int, sequence: int) -> tuple[floa
     copies of a rep-batched group included) and the mean KV cache."""
     model = worker.loaded.model
     weights = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if not is_vision(n))
-    weights += worker.stacks.nbytes_per_rep * (worker.reps - 1) if worker.stacks is not None else 0
+    weights += worker.baseline.nbytes * (worker.reps - 1)  # each unit's copies of the group (none per-unit)
     kv = memory.kv_bytes_per_token(model.config, model.dtype.itemsize) * rows * sequence / 2
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (smoke test only)"
     bandwidth = next((bw for key, bw in DATASHEET_BANDWIDTH.items() if key in name), 3.35e12)

@@ -42,7 +42,7 @@ def test_overrides_are_typed():
     ("n_rep=two", "expected int"), ("n_rep=0", "n_rep must be an integer >= 1"), ("colour=red", "unknown field"),
     ("n_rep", "FIELD=VALUE"), ("do_sample=maybe", "true or false"), ("max_deg=1.5", "min_deg="),
     ("param_group_name=attention", "attn_only"), ("dtype=int8", "dtype"), ("temperature=0", "do_sample=false"),
-    ("image_enabled=true", "does not exist"),
+    ("image_enabled=true", "does not exist"), ("reps_per_batch=-1", "reps_per_batch must be an integer >= 0"),
 ])
 def test_bad_overrides_say_how_to_fix_them(assignment, message):
     config = get_config("dreams_it")

@@ -17,5 +17,5 @@ def test_each_repetition_costs_its_copies_and_its_rows():
     copies = memory.group_bytes(config, torch.bfloat16, "attn_only")
     assert copies == 34 * 2560 * 1024 * 2  # the 34 language-model value projections
     per_rep = copies + per_rows.total - per_rows.weights
-    assert memory.max_reps(config, torch.bfloat16, 3 * per_rep, 400, 38, copies) == 3
-    assert memory.max_reps(config, torch.bfloat16, 3 * per_rep - 1, 400, 38, copies) == 2
+    assert memory.max_reps(config, torch.bfloat16, 3 * per_rep, 400, 38, copies, headroom=1) == 3
+    assert memory.max_reps(config, torch.bfloat16, 3 * per_rep - 1, 400, 38, copies, headroom=1) == 2

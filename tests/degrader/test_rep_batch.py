@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from degrader.baseline import Baseline
-from degrader.generation import SamplingParams, decode, encode, perplexities, perplexity
+from degrader.generation import SamplingParams, decode, encode, perplexities, perplexity, tile_rows
 from degrader.groups import resolve_group
 from degrader.rep_batch import RepEmbedding, RepLinear, RepStacks, unsupported_reason
 from degrader.static_decode import StaticDecoder
@@ -22,10 +22,6 @@ def per_unit_tokens(loaded, baseline, inputs, level, params, row_seeds):
         with baseline.degraded("mult_gauss", level, seed):
             outputs.append(decode(loaded.model, inputs, params, row_seeds, [1], 0))
     return outputs
-
-
-def tiled(inputs, reps):
-    return {key: value.repeat(reps, *([1] * (value.dim() - 1))) for key, value in inputs.items()}
 
 
 @pytest.mark.parametrize("group,method,level", [("attn_only", "mult_gauss", 0.5), ("embed_only", "ablation", 0.3),
@@ -61,7 +57,7 @@ def test_greedy_tokens_equal_the_per_unit_path_and_the_model_is_left_intact(embe
     with stacks.applied():
         kinds = {type(m) for m in model.modules()}
         assert (RepEmbedding in kinds) == (group == "embed_only") and (RepLinear in kinds)
-        got = decode(model, tiled(inputs, 2), GREEDY, row_seeds.repeat(2), [1], 0)
+        got = decode(model, tile_rows(inputs, 2), GREEDY, row_seeds.repeat(2), [1], 0)
     assert torch.equal(got[:2], expected[0]) and torch.equal(got[2:], expected[1])
     assert not ({RepEmbedding, RepLinear} & {type(m) for m in model.modules()})
     assert all(torch.equal(p, reference[name]) for name, p in model.named_parameters())
@@ -80,7 +76,7 @@ def test_sampled_tokens_follow_each_repetitions_seeds(embedded):
     stacks = RepStacks(embedded.model, targets, 2)
     stacks.degrade("mult_gauss", [0.3] * 2, SEEDS)
     with stacks.applied():
-        got = decode(embedded.model, tiled(inputs, 2), params, torch.cat(row_seeds), [1], 0)
+        got = decode(embedded.model, tile_rows(inputs, 2), params, torch.cat(row_seeds), [1], 0)
     assert torch.equal(got, torch.cat(expected))
 
 
@@ -94,10 +90,10 @@ def test_static_decoder_pads_each_repetition_block_on_its_own(embedded):
     stacks.degrade("mult_gauss", [0.4] * 2, SEEDS)
     decoder = StaticDecoder(embedded.model, 3, inputs["input_ids"].shape[1], GREEDY, compile=False, reps=2)
     with stacks.applied():
-        got = decoder.decode(tiled(inputs, 2), row_seeds.repeat(2), [1], 0)
+        got = decoder.decode(tile_rows(inputs, 2), row_seeds.repeat(2), [1], 0)
     assert torch.equal(got, torch.cat(expected))
     with pytest.raises(ValueError, match="2 blocks of 3"):
-        decoder.pad({key: value[:3] for key, value in tiled(inputs, 2).items()}, row_seeds.repeat(2)[:3])
+        decoder.pad({key: value[:3] for key, value in tile_rows(inputs, 2).items()}, row_seeds.repeat(2)[:3])
 
 
 def test_perplexity_of_each_repetition(embedded):
