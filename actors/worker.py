@@ -19,6 +19,7 @@ from actors.vram import BatchSizer, VramMonitor
 from configs.experiments import ExperimentConfig
 from degrader.attention import NAME, SPLIT_KV_NAME, use_grouped_decode_attention
 from degrader.baseline import Baseline
+from degrader.fused import Fusion, fuse_projections
 from degrader import memory
 from degrader.generation import SamplingParams, encode, generate, perplexities
 from degrader.groups import resolve_group
@@ -61,6 +62,7 @@ class ModelWorker:
         self.static = (device.type == "cuda" and not config.load_in_4bit) if static is None else static
         self.params = sampling_params(config, ignore_eos)
         self.loaded: LoadedModel | None = None
+        self.fusion: Fusion | None = None  # q|k|v and gate|up as one product each (degrader/fused.py)
         self.baseline: Baseline | None = None
         self.decoders: dict[int, StaticDecoder] = {}  # by prompts per unit; dropped whenever the stacks change
         self.stacks: RepStacks | None = None  # per-unit copies of the group while rep-batching
@@ -80,6 +82,7 @@ class ModelWorker:
                 raise ValueError(f"attention={self.attention!r} needs a model that uses SDPA attention")
         else:
             self.loaded.model.set_attn_implementation(self.attention)
+        self.fusion = fuse_projections(self.loaded.model)  # before the baseline: it holds the fused views
         logger.info("loaded %s on %s in %.1fs", self.loaded.name, self.device, time.perf_counter() - started)
         self.prepare(cfg, force=True)
         return self.loaded.description

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from degrader.baseline import degrade_tensor
+from degrader.fused import FusedRows
 from degrader.groups import Target
 from degrader.methods import get_method
 from degrader.quantized import is_4bit
@@ -78,7 +79,7 @@ def unsupported_reason(model: nn.Module, targets: Sequence[Target]) -> str | Non
         if not users:
             return f"no module uses {target.name} as its weight"
         for _, module in users:
-            if type(module) is not nn.Linear and not isinstance(module, nn.Embedding):
+            if type(module) not in (nn.Linear, FusedRows) and not isinstance(module, nn.Embedding):
                 return f"{target.name} is used by a {type(module).__name__} (only Linear and Embedding are rep-batched)"
         if weight is not target.tensor:
             return f"{target.name} is a slice of a larger weight"

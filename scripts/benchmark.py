@@ -103,7 +103,8 @@ def naive_path(worker: ModelWorker, units: list[Unit], steps: int, limit: float)
     model.set_attn_implementation("sdpa")
     try:
         inputs = encode(worker.loaded, [p.text for p in worker.config.prompts], worker.image)
-        timings = [naive_unit(worker, unit, inputs) for unit in units]
+        with worker.fusion.paused():  # one product per projection, as the original pipeline ran them
+            timings = [naive_unit(worker, unit, inputs) for unit in units]
     finally:
         model.set_attn_implementation(chosen)
     return summarize("naive generate (dynamic cache, eager)", timings, [len(worker.config.prompts)] * len(units), steps,

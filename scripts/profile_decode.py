@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from actors.plan import Unit  # noqa: E402
 from actors.worker import ModelWorker  # noqa: E402
 from configs.experiments import apply_overrides, get_config  # noqa: E402
+from degrader.generation import generate  # noqa: E402
 
 
 def step_time(fn, repeats: int = 50) -> float:
@@ -67,15 +68,19 @@ def main() -> None:
     compiled = step_time(lambda: (rewind(), decoder.step_fn(token, position, cache_position, mask, seeds, step)))
     eager = step_time(lambda: (rewind(), decoder._step(token, position, cache_position, mask, seeds, step)), repeats=10)
     unit_ms = step_time(run_units, repeats=3)
+    texts = [p.text for p in config.prompts[: decoder.batch_size]]
+    fixed_ms = step_time(lambda: generate(worker.loaded, texts, worker.params, [0] * (len(texts) * decoder.reps),
+                                          worker.image, decoder, reps=decoder.reps, steps=1), repeats=5)
     print(f"rows {rows}: compiled step {compiled:.2f} ms, eager step {eager:.2f} ms (each with a "
           f"{rewind_ms:.2f} ms cache rewind), "
-          f"whole unit {unit_ms:.0f} ms = {unit_ms / config.max_new_tokens:.2f} ms per new token")
+          f"whole unit {unit_ms:.0f} ms = {unit_ms / config.max_new_tokens:.2f} ms per new token, of which "
+          f"{fixed_ms:.0f} ms outside the decode steps (encoding, prefill, first token, results)")
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA, torch.profiler.ProfilerActivity.CPU]) as prof:
         for _ in range(5):
             rewind()
             decoder.step_fn(token, position, cache_position, mask, seeds, step)
         torch.cuda.synchronize()
-    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=70))
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=45, max_name_column_width=90))
 
 
 if __name__ == "__main__":
