@@ -12,7 +12,8 @@ parameter counts see the same parameters as before. A forward pre-hook on the pa
 multiplies its input by the buffer's rows of the projections it still holds (a rep stack may swap
 some out: `attn_only` swaps v, and q|k stay one product); each projection returns its columns of that
 product when its input is that same tensor, and otherwise computes its own (the fusion paused,
-another caller). Nothing changes for code that calls a projection alone.
+another caller). Nothing changes for code that calls a projection alone. Gemma 3's MLP instead runs
+gate|up and its activation in one step (`degrader/mlp_kernel.py`: one kernel for decode batches).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from degrader import mlp_kernel
 from degrader.quantized import is_4bit
 
 FUSED_SETS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))  # attribute names that share an input
@@ -65,7 +67,12 @@ class Fusion:
     def __init__(self, sets: list[tuple[nn.Module, tuple[str, ...], list[FusedRows]]]):
         self.sets = sets
         self.products = [rows[0].product for _, _, rows in sets]
-        self.hooks = [handle for parent, names, rows in sets for handle in _hook(parent, names, rows)]
+        self.hooks = []
+        for parent, names, rows in sets:
+            if _gelu_mlp(parent, names):
+                _fuse_activation(parent, rows)
+            else:
+                self.hooks += _hook(parent, names, rows)
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -131,3 +138,24 @@ def _hook(parent: nn.Module, names: tuple[str, ...], rows: list[FusedRows]) -> l
 
     return [parent.register_forward_pre_hook(before, with_kwargs=True),
             parent.register_forward_hook(after, with_kwargs=True, always_call=True)]
+
+
+def _gelu_mlp(parent: nn.Module, names: tuple[str, ...]) -> bool:
+    """Gemma 3's MLP with its tanh GELU: down(gelu_tanh(gate(x)) * up(x))."""
+    from transformers.models.gemma3.modeling_gemma3 import Gemma3MLP
+
+    return (isinstance(parent, Gemma3MLP) and names == ("gate_proj", "up_proj")
+            and getattr(parent.config, "hidden_activation", None) == "gelu_pytorch_tanh")
+
+
+def _fuse_activation(parent: nn.Module, rows: list[FusedRows]) -> None:
+    """The MLP's forward with gate|up and the activation as one kernel where it applies (degrader/mlp_kernel.py)."""
+    product, original = rows[0].product, parent.forward
+    kernel = mlp_kernel.available(product.weight.device)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if product.enabled and product.bias is None and parent.gate_proj is rows[0] and parent.up_proj is rows[1]:
+            return parent.down_proj(mlp_kernel.gate_up_gelu(x, product.weight, kernel))
+        return original(x)  # a rep stack swapped gate or up, or the fusion is paused
+
+    parent.forward = forward

@@ -1,0 +1,102 @@
+"""The gate|up + GELU kernel equals the two-step MLP; it runs on CPU in triton's interpreter.
+
+As in test_decode_kernel.py, one child process started with TRITON_INTERPRET=1 runs every kernel case
+(`python test_mlp_kernel.py OUT`) and saves the outputs; the tests compare them here.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("triton", minversion="3.6")
+
+from degrader import mlp_kernel  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+HIDDEN, INTER = 128, 64  # two K tiles, two programs
+
+
+def reference(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The two-step path: the product (rounded to the dtype), then the activation."""
+    gate, up = torch.nn.functional.linear(x, weight).chunk(2, dim=-1)
+    return torch.nn.functional.gelu(gate, approximate="tanh") * up
+
+
+def cases() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(2 * INTER, HIDDEN, generator=generator) * 0.1
+    out = {}
+    for rows in (1, 38, 64):
+        out[f"float32, {rows} rows"] = (torch.randn(rows, HIDDEN, generator=generator), weight)
+    out["bfloat16, 38 rows"] = (torch.randn(38, HIDDEN, generator=generator).bfloat16(), weight.bfloat16())
+    return out
+
+
+def run_cases(path: str) -> None:
+    """In the interpreted child: the kernel's outputs, and the real embedded model decoding through it."""
+    from degrader.fused import fuse_projections
+    from degrader.generation import encode
+    from degrader.models import load_model
+
+    assert mlp_kernel.available("cpu")  # the interpreter is on
+    outputs = {name: torch.ops.degrader.gate_up_gelu(x, w) for name, (x, w) in cases().items()}
+    loaded = load_model("embedded", dtype="float32", device="cpu")
+    inputs = encode(loaded, ["The dream began in a house that", "Hello"])  # 2 x 8 rows: one tile
+    with torch.no_grad():  # one forward (a kernel call per layer takes about a second in the interpreter)
+        outputs["expected"] = loaded.model(**inputs).logits
+        fuse_projections(loaded.model)
+    calls, real = [], mlp_kernel.gate_up_gelu
+
+    def counted(x, weight, kernel):
+        calls.extend([1] if kernel and mlp_kernel.applies(x, weight) else [])
+        return real(x, weight, kernel)
+
+    mlp_kernel.gate_up_gelu = counted
+    with torch.no_grad():
+        outputs["got"] = loaded.model(**inputs).logits
+    outputs["calls"] = len(calls)
+    torch.save(outputs, path)
+
+
+@pytest.fixture(scope="module")
+def interpreted(tmp_path_factory) -> dict:
+    path = tmp_path_factory.mktemp("mlp_kernel") / "outputs.pt"
+    env = {**os.environ, "TRITON_INTERPRET": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.run([sys.executable, __file__, str(path)], env=env, cwd=ROOT, capture_output=True, text=True,
+                           timeout=900)
+    assert child.returncode == 0, child.stderr[-3000:]
+    return torch.load(path)
+
+
+@pytest.mark.parametrize("name", list(cases()))
+def test_equals_the_product_then_the_activation(interpreted, name):
+    x, weight = cases()[name]
+    expected, got = reference(x, weight), interpreted[name]
+    assert got.dtype == x.dtype and got.shape == (x.shape[0], INTER)
+    # bf16: both paths round the product; triton's interpreter truncates (up to 3 units in the last place)
+    atol, rtol = (1e-5, 1e-5) if x.dtype == torch.float32 else (2e-2, 4e-2)
+    assert torch.allclose(got.float(), expected.float(), atol=atol, rtol=rtol)
+
+
+def test_the_embedded_model_gives_the_same_logits_through_it(interpreted):
+    assert interpreted["calls"] == 18  # every layer's MLP
+    assert torch.allclose(interpreted["got"], interpreted["expected"], atol=1e-3, rtol=1e-4)
+
+
+def test_more_rows_than_a_tile_or_partial_tiles_take_the_two_step_path():
+    weight = torch.randn(2 * INTER, HIDDEN)
+    assert mlp_kernel.applies(torch.randn(2, 32, HIDDEN), weight)
+    assert not mlp_kernel.applies(torch.randn(65, HIDDEN), weight)
+    assert not mlp_kernel.applies(torch.randn(4, HIDDEN), torch.randn(2 * INTER + 2, HIDDEN))
+    assert not mlp_kernel.applies(torch.randn(4, HIDDEN).bfloat16(), weight)
+    x = torch.randn(65, HIDDEN)  # not on a device with the kernel: the two steps, whatever `kernel` says
+    assert torch.equal(mlp_kernel.gate_up_gelu(x, weight, kernel=True), reference(x, weight))
+
+
+if __name__ == "__main__":
+    run_cases(sys.argv[1])
