@@ -1,4 +1,4 @@
-"""The matrix products of one decode step at a few rows: cuBLAS as the model runs them, fused, and Triton.
+"""The matrix products of one decode step at a few rows: cuBLAS as the model ran them, fused, and Triton.
 
     python scripts/bench_matmul.py [--rows 38]
 
@@ -10,9 +10,16 @@ in the compiled decode step, and prints ms per step and the bandwidth on the wei
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
 import torch
 import triton
 import triton.language as tl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from degrader import mlp_kernel  # noqa: E402
 
 
 @triton.jit
@@ -32,29 +39,6 @@ def _skinny(x_ptr, w_ptr, out_ptr, M, N, K, sxm, swn, sos, som,
         w_ptrs += BLOCK_K
     out = out_ptr + pid_k * sos + rm[:, None] * som + rn[None, :]
     tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=rm[:, None] < M)
-
-
-@triton.jit
-def _gate_up(x_ptr, g_ptr, u_ptr, out_ptr, M, N, K, sxm, swn, som,
-             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    pid_n = tl.program_id(0)
-    rm, rn, rk = tl.arange(0, BLOCK_M), pid_n * BLOCK_N + tl.arange(0, BLOCK_N), tl.arange(0, BLOCK_K)
-    x_ptrs = x_ptr + rm[:, None] * sxm + rk[None, :]
-    g_ptrs = g_ptr + rn[:, None] * swn + rk[None, :]
-    u_ptrs = u_ptr + rn[:, None] * swn + rk[None, :]
-    gate = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
-    up = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
-    for _ in range(0, K, BLOCK_K):
-        x = tl.load(x_ptrs, mask=rm[:, None] < M, other=0.0)
-        gate += tl.dot(x, tl.trans(tl.load(g_ptrs)))
-        up += tl.dot(x, tl.trans(tl.load(u_ptrs)))
-        x_ptrs += BLOCK_K
-        g_ptrs += BLOCK_K
-        u_ptrs += BLOCK_K
-    gate = gate.to(out_ptr.dtype.element_ty).to(tl.float32)
-    up = up.to(out_ptr.dtype.element_ty).to(tl.float32)
-    h = gate * tl.sigmoid(1.5957691216057308 * (gate + 0.044715 * gate * gate * gate)) * up
-    tl.store(out_ptr + rm[:, None] * som + rn[None, :], h.to(out_ptr.dtype.element_ty), mask=rm[:, None] < M)
 
 
 class Skinny:
@@ -82,20 +66,23 @@ class Skinny:
 
 
 class GateUp:
-    def __init__(self, x, g, u, block_n, block_k, warps, stages):
-        self.x, self.g, self.u, self.cfg = x, g, u, (block_n, block_k, warps, stages)
+    """degrader/mlp_kernel.py's kernel (gate|up and the GELU) with one configuration."""
+
+    def __init__(self, x, gate_up, block_n, block_k, warps, stages):
+        self.x, self.w, self.cfg = x, gate_up, (block_n, block_k, warps, stages)
         self.block_m = max(16, triton.next_power_of_2(x.shape[0]))
-        self.out = torch.empty(x.shape[0], g.shape[0], device=x.device, dtype=x.dtype)
+        self.out = torch.empty(x.shape[0], gate_up.shape[0] // 2, device=x.device, dtype=x.dtype)
 
     def valid(self) -> bool:
-        return self.g.shape[0] % self.cfg[0] == 0 and self.x.shape[1] % self.cfg[1] == 0
+        return self.out.shape[1] % self.cfg[0] == 0 and self.x.shape[1] % self.cfg[1] == 0
 
     def __call__(self):
         block_n, block_k, warps, stages = self.cfg
-        (m, k), n = self.x.shape, self.g.shape[0]
-        _gate_up[(n // block_n,)](self.x, self.g, self.u, self.out, m, n, k, self.x.stride(0), self.g.stride(0),
-                                  self.out.stride(0), BLOCK_M=self.block_m, BLOCK_N=block_n, BLOCK_K=block_k,
-                                  num_warps=warps, num_stages=stages)
+        (m, k), inter = self.x.shape, self.out.shape[1]
+        mlp_kernel._kernel(False)[(inter // block_n,)](
+            self.x, self.w, self.out, m, inter, k, self.x.stride(0), self.w.stride(0), self.out.stride(0),
+            BLOCK_M=self.block_m, BLOCK_N=block_n, BLOCK_K=block_k, DOT=tl.bfloat16, num_warps=warps,
+            num_stages=stages)
         return self.out
 
 
@@ -183,14 +170,16 @@ def main() -> None:
             nbytes = w.numel() * 2
             print(f"  {n:8s} {tuple(w.shape)}: cuBLAS {cub * 1e3:.1f} us ({nbytes / cub / 1e6:.0f} GB/s), "
                   f"triton {ms * 1e3:.1f} us ({nbytes / ms / 1e6:.0f} GB/s) cfg {op.cfg}")
-        gu_configs = [(bn, bk, w, st) for bn in (16, 32, 64, 128) for bk in (64, 128) for w, st in ((4, 3), (4, 5), (8, 4))]
-        ms, gu = best([lambda c=c: GateUp(x, layers[0]["gate"], layers[0]["up"], *c) for c in gu_configs], "gate-up")
+        gu_configs = [(bn, bk, w, st) for bn in (16, 32, 64, 128) for bk in (64, 128)
+                      for w, st in ((4, 3), (4, 5), (8, 4))]
+        ms, gu = best([lambda c=c: GateUp(x, layers[0]["gate_up"], *c) for c in gu_configs], "gate-up")
         per_shape["gate_up_act"] = gu.cfg
         print(f"  gate+up+gelu fused kernel: {ms * 1e3:.1f} us ({2 * layers[0]['gate'].numel() * 2 / ms / 1e6:.0f} "
               f"GB/s) cfg {gu.cfg}")
         ref = torch.nn.functional.gelu(torch.mm(x, layers[0]["gate"].t()), approximate="tanh") * torch.mm(
             x, layers[0]["up"].t())
-        print(f"  gate+up+gelu max |diff| vs torch: {(gu() - ref).abs().max().item():.4f} (ref max {ref.abs().max().item():.3f})")
+        print(f"  gate+up+gelu max |diff| vs torch: {(gu() - ref).abs().max().item():.4f} "
+              f"(largest value {ref.abs().max().item():.3f})")
 
         def triton_run(names, fused_mlp):
             ops = []
@@ -198,7 +187,7 @@ def main() -> None:
                 for n in names:
                     ops.append(Skinny(inputs[n], layer[n], *per_shape[n]))
                 if fused_mlp:
-                    ops.append(GateUp(x, layer["gate"], layer["up"], *per_shape["gate_up_act"]))
+                    ops.append(GateUp(x, layer["gate_up"], *per_shape["gate_up_act"]))
                     ops.append(Skinny(h, layer["down"], *per_shape["down"]))
             return lambda: [op() for op in ops]
 

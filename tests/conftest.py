@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -29,3 +31,18 @@ def tiny_multimodal():
     from degrader.models import load_model
 
     return load_model("random:tiny-gemma3", dtype="float32", device="cpu")
+
+
+def interpreted_outputs(script: str, path: Path, timeout: int) -> dict:
+    """Run `python script PATH` with triton's interpreter on and load what it saved at PATH.
+
+    A child process: triton reads TRITON_INTERPRET=1 only when `triton.language` is first imported, and
+    other tests may have imported it already."""
+    import torch
+
+    path_entries = [str(ROOT), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join(path_entries)}
+    child = subprocess.run([sys.executable, script, str(path)], env=env, cwd=ROOT, capture_output=True, text=True,
+                           timeout=timeout)
+    assert child.returncode == 0, child.stderr[-4000:]
+    return torch.load(path)

@@ -6,19 +6,17 @@ the switch, runs every kernel case of this file (`python test_decode_kernel.py O
 the tests compare them with SDPA here.
 """
 
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+
+from tests.conftest import interpreted_outputs
 
 pytest.importorskip("triton", minversion="3.6")  # older interpreters fail on numpy 2
 
 from degrader.decode_kernel import available, num_splits, split_kv_decode  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 SEQ, DIM, SCALE = 70, 64, 0.125  # 70 keys: not a multiple of the 16-key tiles used here
 SPANS = [(0, 70), (7, 61), (40, 61)]  # per row: left padding, then positions not yet written
 # row 2 with 3 splits of 32 keys: the first split and the last (keys 64..69) attend to nothing
@@ -82,13 +80,7 @@ def run_cases(path: str) -> None:
 @pytest.fixture(scope="module")
 def interpreted(tmp_path_factory) -> dict:
     """The kernel outputs of `run_cases`, from a child process with triton's interpreter on."""
-    path = tmp_path_factory.mktemp("decode_kernel") / "outputs.pt"
-    env = {**os.environ, "TRITON_INTERPRET": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    child = subprocess.run([sys.executable, __file__, str(path)], env=env, cwd=ROOT, capture_output=True, text=True,
-                           timeout=300)
-    assert child.returncode == 0, child.stderr[-4000:]
-    return torch.load(path)
+    return interpreted_outputs(__file__, tmp_path_factory.mktemp("decode_kernel") / "outputs.pt", timeout=300)
 
 
 @pytest.mark.parametrize("name", CASES)

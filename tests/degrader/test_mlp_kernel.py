@@ -4,19 +4,17 @@ As in test_decode_kernel.py, one child process started with TRITON_INTERPRET=1 r
 (`python test_mlp_kernel.py OUT`) and saves the outputs; the tests compare them here.
 """
 
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+
+from tests.conftest import interpreted_outputs
 
 pytest.importorskip("triton", minversion="3.6")
 
 from degrader import mlp_kernel  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 HIDDEN, INTER = 128, 64  # two K tiles, two programs
 
 
@@ -64,13 +62,7 @@ def run_cases(path: str) -> None:
 
 @pytest.fixture(scope="module")
 def interpreted(tmp_path_factory) -> dict:
-    path = tmp_path_factory.mktemp("mlp_kernel") / "outputs.pt"
-    env = {**os.environ, "TRITON_INTERPRET": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    child = subprocess.run([sys.executable, __file__, str(path)], env=env, cwd=ROOT, capture_output=True, text=True,
-                           timeout=900)
-    assert child.returncode == 0, child.stderr[-3000:]
-    return torch.load(path)
+    return interpreted_outputs(__file__, tmp_path_factory.mktemp("mlp_kernel") / "outputs.pt", timeout=900)
 
 
 @pytest.mark.parametrize("name", list(cases()))
