@@ -83,6 +83,8 @@ class ModelWorker:
         else:
             self.loaded.model.set_attn_implementation(self.attention)
         self.fusion = fuse_projections(self.loaded.model)  # before the baseline: it holds the fused views
+        if self.device.type == "cuda":  # the replaced weights' memory, before free memory sizes the batches
+            torch.cuda.empty_cache()
         logger.info("loaded %s on %s in %.1fs", self.loaded.name, self.device, time.perf_counter() - started)
         self.prepare(cfg, force=True)
         return self.loaded.description

@@ -1,19 +1,22 @@
 """Fused projections: the products of a module's input with several weights, run as one product.
 
 A Gemma 3 layer multiplies the same input by three weights for attention (q, k, v) and by two for the
-MLP (gate, up). At decode batch sizes each product is short and bound by reading its weight, and
-small ones run far below the bandwidth: on an H100 at 38 rows q, k and v take 6.0 + 6.1 + 6.1 us,
-the one product over their concatenated rows 6.5 us; all products of a decode step take 3.25 ms
-apart, 2.83 ms fused (`scripts/bench_matmul.py`).
+MLP (gate, up). At decode batch sizes each product is short and bound by reading its weight, and the
+small ones run far below the bandwidth: in a compiled decode step at 38 rows on an H100, q, k and v
+took 7.0 + 6.3 + 6.3 us, one product over their concatenated rows 10.0 us (`scripts/profile_decode.py`);
+all products of a step 3.25 ms apart, 2.83 ms fused (`scripts/bench_matmul.py`).
 
 The weights of a fused set move into one buffer, and each projection's parameter becomes its row
 block (a view) under the same name: the baseline, the lesions (in place), the rep stacks and the
-parameter counts see the same parameters as before. A forward pre-hook on the parent module
-multiplies its input by the buffer's rows of the projections it still holds (a rep stack may swap
-some out: `attn_only` swaps v, and q|k stay one product); each projection returns its columns of that
-product when its input is that same tensor, and otherwise computes its own (the fusion paused,
-another caller). Nothing changes for code that calls a projection alone. Gemma 3's MLP instead runs
+parameter counts see the same parameters as before. FUSED_SETS names, per module class, the
+projections that read the module's input. A forward pre-hook on such a module multiplies its input by
+the buffer rows of the projections it still holds, when those rows are one block (a rep stack may
+swap some out: `attn_only` swaps v, and q|k stay one product; with k swapped, q and v run alone); each
+projection returns its columns of that product when its input is that same tensor, and otherwise
+computes its own. Nothing changes for code that calls a projection alone. Gemma 3's MLP instead runs
 gate|up and its activation in one step (`degrader/mlp_kernel.py`: one kernel for decode batches).
+
+The views tie the parameters to the buffer: move or cast the model before fusing, never after.
 """
 
 from __future__ import annotations
@@ -27,7 +30,13 @@ from torch import nn
 from degrader import mlp_kernel
 from degrader.quantized import is_4bit
 
-FUSED_SETS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))  # attribute names that share an input
+# module class -> the projections of its input (in the order of their rows in the buffer)
+FUSED_SETS = {
+    "Gemma3Attention": ("q_proj", "k_proj", "v_proj"),
+    "SiglipAttention": ("q_proj", "k_proj", "v_proj"),  # Gemma 3's vision tower
+    "Gemma3MLP": ("gate_proj", "up_proj"),
+}
+INPUT_NAMES = ("hidden_states", "x")  # how these modules' forward names its input
 
 
 class _Product:
@@ -42,6 +51,9 @@ class _Product:
         self.output: torch.Tensor | None = None  # input x the weight's rows [offset, offset + output columns)
         self.offset = 0
         self.enabled = True
+
+    def clear(self) -> None:
+        self.input = self.output = None
 
 
 class FusedRows(nn.Linear):
@@ -67,43 +79,44 @@ class Fusion:
     def __init__(self, sets: list[tuple[nn.Module, tuple[str, ...], list[FusedRows]]]):
         self.sets = sets
         self.products = [rows[0].product for _, _, rows in sets]
-        self.hooks = []
-        for parent, names, rows in sets:
-            if _gelu_mlp(parent, names):
-                _fuse_activation(parent, rows)
-            else:
-                self.hooks += _hook(parent, names, rows)
 
     @contextmanager
     def paused(self) -> Iterator[None]:
         """Each projection multiplies on its own in the block (as the model did before fusing)."""
+        before = [product.enabled for product in self.products]
         for product in self.products:
             product.enabled = False
         try:
             yield
         finally:
-            for product in self.products:
-                product.enabled = True
+            for product, enabled in zip(self.products, before):
+                product.enabled = enabled
 
 
 @torch.no_grad()
 def fuse_projections(model: nn.Module) -> Fusion:
-    """Fuse every set of FUSED_SETS whose members are plain Linear layers of one input size, dtype and device."""
+    """Fuse the FUSED_SETS of every module whose projections are plain Linear layers of one input size, dtype
+    and device (4-bit layers stay as they are)."""
     sets = []
     for parent in list(model.modules()):
-        for names in FUSED_SETS:
-            members = [getattr(parent, name, None) for name in names]
-            if _fusable(members):
-                sets.append((parent, names, _fuse(parent, names, members)))
+        names = FUSED_SETS.get(type(parent).__name__)
+        members = [getattr(parent, name, None) for name in names or ()]
+        if names and _fusable(members):
+            rows = _fuse(parent, names, members)
+            if _gelu_mlp(parent):
+                _fuse_activation(parent, rows)
+            else:
+                _hook(parent, names, rows)
+            sets.append((parent, names, rows))
     return Fusion(sets)
 
 
 def _fusable(members: list) -> bool:
     if not all(type(m) is nn.Linear and not is_4bit(m.weight) for m in members):
         return False
-    first = members[0].weight
-    return all(m.in_features == members[0].in_features and m.weight.dtype == first.dtype
-               and m.weight.device == first.device and (m.bias is None) == (members[0].bias is None)
+    first = members[0]
+    return all(m.in_features == first.in_features and m.weight.dtype == first.weight.dtype
+               and m.weight.device == first.weight.device and (m.bias is None) == (first.bias is None)
                for m in members)
 
 
@@ -118,33 +131,29 @@ def _fuse(parent: nn.Module, names: tuple[str, ...], members: list[nn.Linear]) -
     return rows
 
 
-def _hook(parent: nn.Module, names: tuple[str, ...], rows: list[FusedRows]) -> list:
+def _hook(parent: nn.Module, names: tuple[str, ...], rows: list[FusedRows]) -> None:
     product = rows[0].product
 
     def before(module, args, kwargs):
-        # the product of the projections still installed (a rep stack may have swapped some) when their
-        # rows are one block: all of them, or e.g. q|k while v is rep-batched
-        x = args[0] if args else kwargs.get("hidden_states", kwargs.get("x"))
+        product.clear()
+        if not product.enabled:
+            return
+        x = args[0] if args else next((kwargs[n] for n in INPUT_NAMES if n in kwargs), None)
         live = [row for name, row in zip(names, rows) if getattr(module, name) is row]
         block = len(live) > 1 and all(a.stop == b.start for a, b in zip(live, live[1:]))
-        if product.enabled and block and isinstance(x, torch.Tensor) and x.shape[-1] == rows[0].in_features:
+        if block and isinstance(x, torch.Tensor) and x.shape[-1] == rows[0].in_features:
             start, stop = live[0].start, live[-1].stop
             bias = None if product.bias is None else product.bias[start:stop]
             product.input, product.offset = x, start
             product.output = nn.functional.linear(x, product.weight[start:stop], bias)
 
-    def after(module, args, kwargs, output):
-        product.input = product.output = None
-
-    return [parent.register_forward_pre_hook(before, with_kwargs=True),
-            parent.register_forward_hook(after, with_kwargs=True, always_call=True)]
+    parent.register_forward_pre_hook(before, with_kwargs=True)
+    parent.register_forward_hook(lambda *_: product.clear(), always_call=True)
 
 
-def _gelu_mlp(parent: nn.Module, names: tuple[str, ...]) -> bool:
+def _gelu_mlp(parent: nn.Module) -> bool:
     """Gemma 3's MLP with its tanh GELU: down(gelu_tanh(gate(x)) * up(x))."""
-    from transformers.models.gemma3.modeling_gemma3 import Gemma3MLP
-
-    return (isinstance(parent, Gemma3MLP) and names == ("gate_proj", "up_proj")
+    return (type(parent).__name__ == "Gemma3MLP"
             and getattr(parent.config, "hidden_activation", None) == "gelu_pytorch_tanh")
 
 

@@ -81,7 +81,7 @@ class GateUp:
         (m, k), inter = self.x.shape, self.out.shape[1]
         mlp_kernel._kernel(False)[(inter // block_n,)](
             self.x, self.w, self.out, m, inter, k, self.x.stride(0), self.w.stride(0), self.out.stride(0),
-            BLOCK_M=self.block_m, BLOCK_N=block_n, BLOCK_K=block_k, DOT=tl.bfloat16, num_warps=warps,
+            BLOCK_M=self.block_m, BLOCK_N=block_n, BLOCK_K=block_k, DOT=tl.bfloat16, PRECISION="tf32", num_warps=warps,
             num_stages=stages)
         return self.out
 
@@ -108,17 +108,96 @@ def graph_ms(fn, replays: int = 20) -> float:
     return start.elapsed_time(end) / replays
 
 
-def best(candidates, label):
+SKINNY_CONFIGS = [(bn, bk, sk, w, st) for bn in (16, 32, 64, 128) for bk in (128, 256) for sk in (1, 2, 4)
+                  for w, st in ((4, 3), (4, 5), (8, 4))]  # block_n, block_k, split_k, warps, stages
+GATE_UP_CONFIGS = [(bn, bk, w, st) for bn in (16, 32, 64, 128) for bk in (64, 128) for w, st in ((4, 3), (4, 5), (8, 4))]
+HIDDEN, INTER, Q_OUT, KV_OUT, VOCAB = 2560, 10240, 2048, 1024, 262208  # Gemma-3-4b-it
+
+
+def per_call_ms(ops) -> float:
+    """Milliseconds per op of `ops` (one per layer: each reads its own weight, none from the L2 cache)."""
+    return graph_ms(lambda: [op() for op in ops], replays=10) / len(ops)
+
+
+def best(make_ops, configs, label):
+    """(ms per call, config) of the fastest config; make_ops(config) -> the ops of every layer."""
     timed = []
-    for make in candidates:
+    for config in configs:
         try:
-            op = make()
-            if op.valid():
-                timed.append((graph_ms(lambda: [op() for _ in range(8)], replays=10) / 8, op))
+            ops = make_ops(config)
+            if ops[0].valid():
+                timed.append((per_call_ms(ops), config))
         except Exception as error:  # noqa: BLE001 (a config that does not compile)
-            print(f"  {label}: config failed: {type(error).__name__}: {str(error)[:120]}")
-    timed.sort(key=lambda t: t[0])
-    return timed[0]
+            print(f"  {label}: config {config} failed: {type(error).__name__}: {str(error)[:120]}")
+    if not timed:
+        raise RuntimeError(f"no configuration of {label} ran")
+    return min(timed)
+
+
+def make_layers(n: int, dev: torch.device, dt: torch.dtype) -> list[dict]:
+    """Random weights of n layers; the separate q, k, v (gate, up) are row blocks (views) of the fused ones."""
+    layers = []
+    for _ in range(n):
+        qkv = torch.randn(Q_OUT + 2 * KV_OUT, HIDDEN, device=dev, dtype=dt) * 0.02
+        gate_up = torch.randn(2 * INTER, HIDDEN, device=dev, dtype=dt) * 0.02
+        layers.append(dict(qkv=qkv, q=qkv[:Q_OUT], k=qkv[Q_OUT:Q_OUT + KV_OUT], v=qkv[Q_OUT + KV_OUT:],
+                           o=torch.randn(HIDDEN, Q_OUT, device=dev, dtype=dt) * 0.02,
+                           gate_up=gate_up, gate=gate_up[:INTER], up=gate_up[INTER:],
+                           down=torch.randn(HIDDEN, INTER, device=dev, dtype=dt) * 0.02))
+    return layers
+
+
+def whole_steps(layers, inputs, total, bandwidth) -> None:
+    """All layers' products in one graph: cuBLAS separate and fused."""
+    for label, names in (("cuBLAS separate (q k v o gate up down)", ["q", "k", "v", "o", "gate", "up", "down"]),
+                         ("cuBLAS fused (qkv o gate_up down)", ["qkv", "o", "gate_up", "down"])):
+        ms = graph_ms(lambda: [torch.mm(inputs[n], layer[n].t()) for layer in layers for n in names])
+        print(f"  {label}: {ms:.3f} ms, {total / ms / 1e6:.0f} GB/s ({total / ms * 1e3 / bandwidth:.0%})")
+
+
+def per_shape(layers, inputs) -> dict:
+    """cuBLAS and the best Triton config per product shape; returns the configs."""
+    chosen = {}
+    for n in ("q", "k", "v", "qkv", "o", "gate", "gate_up", "down"):
+        cub = graph_ms(lambda: [torch.mm(inputs[n], layer[n].t()) for layer in layers], replays=10) / len(layers)
+        ms, chosen[n] = best(lambda c: [Skinny(inputs[n], layer[n], *c) for layer in layers], SKINNY_CONFIGS, n)
+        nbytes = layers[0][n].numel() * 2
+        print(f"  {n:8s} {tuple(layers[0][n].shape)}: cuBLAS {cub * 1e3:.1f} us ({nbytes / cub / 1e6:.0f} GB/s), "
+              f"triton {ms * 1e3:.1f} us ({nbytes / ms / 1e6:.0f} GB/s) cfg {chosen[n]}")
+    x = inputs["gate_up"]
+    ms, chosen["gate_up_act"] = best(lambda c: [GateUp(x, layer["gate_up"], *c) for layer in layers],
+                                     GATE_UP_CONFIGS, "gate-up")
+    print(f"  gate+up+gelu kernel: {ms * 1e3:.1f} us ({layers[0]['gate_up'].numel() * 2 / ms / 1e6:.0f} GB/s) "
+          f"cfg {chosen['gate_up_act']}")
+    gate, up = torch.mm(x, layers[0]["gate_up"].t()).chunk(2, dim=-1)
+    ref = torch.nn.functional.gelu(gate, approximate="tanh") * up
+    got = GateUp(x, layers[0]["gate_up"], *chosen["gate_up_act"])()
+    print(f"  gate+up+gelu max |diff| vs torch: {(got - ref).abs().max().item():.4f} "
+          f"(largest value {ref.abs().max().item():.3f})")
+    return chosen
+
+
+def triton_steps(layers, inputs, chosen, total, bandwidth) -> None:
+    """All layers' products in one graph, through the Triton kernels."""
+    for label, names, fused_mlp in (("triton fused (qkv o gate_up down)", ["qkv", "o", "gate_up", "down"], False),
+                                    ("triton qkv, o, gate+up+gelu, down", ["qkv", "o"], True)):
+        ops = []
+        for layer in layers:
+            ops += [Skinny(inputs[n], layer[n], *chosen[n]) for n in names]
+            if fused_mlp:
+                ops += [GateUp(inputs["gate_up"], layer["gate_up"], *chosen["gate_up_act"]),
+                        Skinny(inputs["down"], layer["down"], *chosen["down"])]
+        ms = graph_ms(lambda: [op() for op in ops])
+        print(f"  {label}: {ms:.3f} ms, {total / ms / 1e6:.0f} GB/s ({total / ms * 1e3 / bandwidth:.0%})")
+
+
+def output_head(x, dev, dt) -> None:
+    head = torch.randn(VOCAB, HIDDEN, device=dev, dtype=dt) * 0.02
+    nbytes = head.numel() * 2
+    cub = graph_ms(lambda: torch.mm(x, head.t()), replays=10)
+    ms, config = best(lambda c: [Skinny(x, head, *c)], [c for c in SKINNY_CONFIGS if c[2] == 1 and c[0] >= 64], "head")
+    print(f"  output head {tuple(head.shape)}: cuBLAS {cub:.3f} ms ({nbytes / cub / 1e6:.0f} GB/s), "
+          f"triton {ms:.3f} ms ({nbytes / ms / 1e6:.0f} GB/s) cfg {config}")
 
 
 def main() -> None:
@@ -126,79 +205,21 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[38])
     parser.add_argument("--layers", type=int, default=34)
     args = parser.parse_args()
-    hidden, inter, q_out, kv_out, vocab = 2560, 10240, 2048, 1024, 262208
     dev, dt = torch.device("cuda"), torch.bfloat16
     bandwidth = 3.35e12 if "H100" in torch.cuda.get_device_name() else 4.8e12
     print(torch.cuda.get_device_name(), torch.__version__, triton.__version__)
-    layers = []
-    for _ in range(args.layers):  # fused storage; the separate weights are row blocks (views) of it
-        qkv = torch.randn(q_out + 2 * kv_out, hidden, device=dev, dtype=dt) * 0.02
-        gate_up = torch.randn(2 * inter, hidden, device=dev, dtype=dt) * 0.02
-        layers.append(dict(qkv=qkv, q=qkv[:q_out], k=qkv[q_out:q_out + kv_out], v=qkv[q_out + kv_out:],
-                           o=torch.randn(hidden, q_out, device=dev, dtype=dt) * 0.02,
-                           gate_up=gate_up, gate=gate_up[:inter], up=gate_up[inter:],
-                           down=torch.randn(hidden, inter, device=dev, dtype=dt) * 0.02))
-    head = torch.randn(vocab, hidden, device=dev, dtype=dt) * 0.02
-    layer_bytes = sum(layers[0][n].numel() for n in ("qkv", "o", "gate_up", "down")) * 2
+    layers = make_layers(args.layers, dev, dt)
+    total = sum(layers[0][n].numel() for n in ("qkv", "o", "gate_up", "down")) * 2 * args.layers
     for rows in args.rows:
-        x = torch.randn(rows, hidden, device=dev, dtype=dt)
-        a = torch.randn(rows, q_out, device=dev, dtype=dt)
-        h = torch.randn(rows, inter, device=dev, dtype=dt)
-        inputs = {"q": x, "k": x, "v": x, "qkv": x, "o": a, "gate": x, "up": x, "gate_up": x, "down": h}
-
-        def cublas(names):
-            def run():
-                for layer in layers:
-                    for n in names:
-                        torch.mm(inputs[n], layer[n].t())
-            return run
-
-        total = layer_bytes * args.layers
+        x = torch.randn(rows, HIDDEN, device=dev, dtype=dt)
+        inputs = {n: x for n in ("q", "k", "v", "qkv", "gate", "up", "gate_up")}
+        inputs["o"] = torch.randn(rows, Q_OUT, device=dev, dtype=dt)
+        inputs["down"] = torch.randn(rows, INTER, device=dev, dtype=dt)
         print(f"\nrows {rows}: {args.layers} layers, {total / 1e9:.2f} GB of weights per step")
-        for label, names in (("cuBLAS separate (q k v o gate up down)", ["q", "k", "v", "o", "gate", "up", "down"]),
-                             ("cuBLAS fused (qkv o gate_up down)", ["qkv", "o", "gate_up", "down"])):
-            ms = graph_ms(cublas(names))
-            print(f"  {label}: {ms:.3f} ms, {total / ms / 1e6:.0f} GB/s ({total / ms * 1e3 / bandwidth:.0%})")
-        per_shape = {}
-        configs = [(bn, bk, sk, w, st) for bn in (16, 32, 64, 128) for bk in (128, 256) for sk in (1, 2, 4)
-                   for w, st in ((4, 3), (4, 5), (8, 4))]
-        for n in ("q", "k", "v", "qkv", "o", "gate", "gate_up", "down"):
-            w = layers[0][n]
-            cub = graph_ms(lambda: [torch.mm(inputs[n], w.t()) for _ in range(8)], replays=10) / 8
-            ms, op = best([lambda c=c: Skinny(inputs[n], w, *c) for c in configs], n)
-            per_shape[n] = op.cfg
-            nbytes = w.numel() * 2
-            print(f"  {n:8s} {tuple(w.shape)}: cuBLAS {cub * 1e3:.1f} us ({nbytes / cub / 1e6:.0f} GB/s), "
-                  f"triton {ms * 1e3:.1f} us ({nbytes / ms / 1e6:.0f} GB/s) cfg {op.cfg}")
-        gu_configs = [(bn, bk, w, st) for bn in (16, 32, 64, 128) for bk in (64, 128)
-                      for w, st in ((4, 3), (4, 5), (8, 4))]
-        ms, gu = best([lambda c=c: GateUp(x, layers[0]["gate_up"], *c) for c in gu_configs], "gate-up")
-        per_shape["gate_up_act"] = gu.cfg
-        print(f"  gate+up+gelu fused kernel: {ms * 1e3:.1f} us ({2 * layers[0]['gate'].numel() * 2 / ms / 1e6:.0f} "
-              f"GB/s) cfg {gu.cfg}")
-        ref = torch.nn.functional.gelu(torch.mm(x, layers[0]["gate"].t()), approximate="tanh") * torch.mm(
-            x, layers[0]["up"].t())
-        print(f"  gate+up+gelu max |diff| vs torch: {(gu() - ref).abs().max().item():.4f} "
-              f"(largest value {ref.abs().max().item():.3f})")
-
-        def triton_run(names, fused_mlp):
-            ops = []
-            for layer in layers:
-                for n in names:
-                    ops.append(Skinny(inputs[n], layer[n], *per_shape[n]))
-                if fused_mlp:
-                    ops.append(GateUp(x, layer["gate_up"], *per_shape["gate_up_act"]))
-                    ops.append(Skinny(h, layer["down"], *per_shape["down"]))
-            return lambda: [op() for op in ops]
-
-        for label, names, fused_mlp in (("triton fused (qkv o gate_up down)", ["qkv", "o", "gate_up", "down"], False),
-                                        ("triton qkv, o, gate+up+gelu, down", ["qkv", "o"], True)):
-            ms = graph_ms(triton_run(names, fused_mlp))
-            print(f"  {label}: {ms:.3f} ms, {total / ms / 1e6:.0f} GB/s ({total / ms * 1e3 / bandwidth:.0%})")
-        cub = graph_ms(lambda: torch.mm(x, head.t()), replays=10)
-        ms, op = best([lambda c=c: Skinny(x, head, *c) for c in configs if c[2] == 1 and c[0] >= 64], "head")
-        print(f"  lm head {tuple(head.shape)}: cuBLAS {cub:.3f} ms ({head.numel() * 2 / cub / 1e6:.0f} GB/s), "
-              f"triton {ms:.3f} ms ({head.numel() * 2 / ms / 1e6:.0f} GB/s) cfg {op.cfg}")
+        whole_steps(layers, inputs, total, bandwidth)
+        chosen = per_shape(layers, inputs)
+        triton_steps(layers, inputs, chosen, total, bandwidth)
+        output_head(x, dev, dt)
 
 
 if __name__ == "__main__":

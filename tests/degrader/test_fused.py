@@ -91,9 +91,11 @@ def test_the_compiled_graph_holds_one_product_per_set(fused):
     assert len(graphs) == 1 and len(linear) == LINEAR_CALLS["fused"]
 
 
-@pytest.mark.parametrize("group,calls", [("attn_only", LAYERS * 4 + 1), ("mlp_only", LAYERS * 2 + 1)])
+@pytest.mark.parametrize("group,calls", [("attn_only", LAYERS * 4 + 1), ("attn_q", LAYERS * 4 + 1),
+                                         ("mlp_only", LAYERS * 2 + 1)])
 def test_rep_stacks_on_a_fused_model_give_the_per_unit_tokens(embedded, fused, group, calls):
-    """The swapped projections use their own copies: attn_only swaps v, and q|k stay one product."""
+    """The swapped projections use their own copies: attn_only swaps v (q|k stay one product), attn_q swaps q
+    (k|v one product, read at an offset), mlp_only swaps gate and up (the MLP takes its own path)."""
     loaded, _ = fused
     inputs = encode(embedded, PROMPTS)
     rows = torch.tensor([1, 2])
@@ -109,3 +111,41 @@ def test_rep_stacks_on_a_fused_model_give_the_per_unit_tokens(embedded, fused, g
         assert linear_calls(loaded.model, inputs["input_ids"].repeat(2, 1)) == calls
         got = decode(loaded.model, tile_rows(inputs, 2), GREEDY, rows.repeat(2), [1], 0)
     assert torch.equal(got, torch.cat(expected))
+
+
+def test_biased_projections_of_the_vision_tower_give_the_same_image_features(tiny_multimodal):
+    from PIL import Image
+
+    from degrader.generation import encode as encode_image
+
+    loaded = load_model("random:tiny-gemma3", dtype="float32", device="cpu")  # the same seeded weights
+    fusion = fuse_projections(loaded.model)
+    biased = [rows for parent, _, rows in fusion.sets if type(parent).__name__ == "SiglipAttention"]
+    assert biased and all(row.bias is not None for rows in biased for row in rows)
+    inputs = encode_image(tiny_multimodal, ["Describe the picture."], Image.new("RGB", (64, 48), (200, 30, 30)))
+    with torch.no_grad():
+        expected = tiny_multimodal.model(**inputs).logits
+        with CountLinear() as fused_count:
+            assert torch.allclose(loaded.model(**inputs).logits, expected, atol=1e-5, rtol=1e-4)
+        with fusion.paused(), CountLinear() as plain_count:
+            loaded.model(**inputs)
+    assert plain_count.calls - fused_count.calls == sum(len(names) - 1 for _, names, _ in fusion.sets)  # one each
+
+
+def test_pausing_nests_and_a_failed_forward_leaves_no_product_behind(fused):
+    loaded, fusion = fused
+    ids = torch.tensor([[2, 651, 6037]])
+    with fusion.paused():
+        with fusion.paused():
+            pass
+        assert linear_calls(loaded.model, ids) == LINEAR_CALLS["unfused"]  # still paused after the inner block
+    assert linear_calls(loaded.model, ids) == LINEAR_CALLS["fused"]
+    attention = next(parent for parent, names, _ in fusion.sets if "q_proj" in names)
+    output = attention.o_proj
+    attention.o_proj = None  # the forward fails after the fused product was taken
+    try:
+        with pytest.raises(TypeError), torch.no_grad():
+            loaded.model(input_ids=ids)
+    finally:
+        attention.o_proj = output
+    assert all(product.input is None and product.output is None for product in fusion.products)
