@@ -83,13 +83,13 @@ def available(device: torch.device | str = "cuda") -> bool:
     """Whether the kernel can run on `device`: triton and CUDA present, or (CPU) triton's interpreter on."""
     if triton is None:
         return False
-    if interpreting():
+    if _interpreting():
         return True
     return torch.device(device).type == "cuda" and torch.cuda.is_available()
 
 
 @functools.cache
-def interpreting() -> bool:
+def _interpreting() -> bool:
     """Whether triton runs kernels in its interpreter: TRITON_INTERPRET=1 when triton.language was imported."""
     from triton.runtime.interpreter import InterpretedFunction
 
@@ -175,7 +175,7 @@ def _split_kv_decode_op(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
     acc, m, l = stats.new_empty(*stats.shape, dim), torch.empty_like(stats), torch.empty_like(stats)
     out = query.new_empty(query.shape)  # contiguous, as the combine kernel writes it
     flags = mask.expand(batch, 1, 1, mask.shape[3]).view(torch.uint8)  # strides passed, nothing copied
-    interpret = interpreting()
+    interpret = _interpreting()
     partials, combine = _kernels(interpret)
     # the interpreter multiplies bf16/fp16 as their raw integer bits: it gets float32 operands instead
     dot = tl.float32 if interpret else getattr(tl, str(query.dtype).removeprefix("torch."))

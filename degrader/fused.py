@@ -13,8 +13,7 @@ projections that read the module's input. A forward pre-hook on such a module mu
 the buffer rows of the projections it still holds, when those rows are one block (a rep stack may
 swap some out: `attn_only` swaps v, and q|k stay one product; with k swapped, q and v run alone); each
 projection returns its columns of that product when its input is that same tensor, and otherwise
-computes its own. Nothing changes for code that calls a projection alone. Gemma 3's MLP instead runs
-gate|up and its activation in one step (`degrader/mlp_kernel.py`: one kernel for decode batches).
+computes its own. Nothing changes for code that calls a projection alone.
 
 The views tie the parameters to the buffer: move or cast the model before fusing, never after.
 """
@@ -27,7 +26,6 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from degrader import mlp_kernel
 from degrader.quantized import is_4bit
 
 # module class -> the projections of its input (in the order of their rows in the buffer)
@@ -103,10 +101,7 @@ def fuse_projections(model: nn.Module) -> Fusion:
         members = [getattr(parent, name, None) for name in names or ()]
         if names and _fusable(members):
             rows = _fuse(parent, names, members)
-            if _gelu_mlp(parent):
-                _fuse_activation(parent, rows)
-            else:
-                _hook(parent, names, rows)
+            _hook(parent, names, rows)
             sets.append((parent, names, rows))
     return Fusion(sets)
 
@@ -150,21 +145,3 @@ def _hook(parent: nn.Module, names: tuple[str, ...], rows: list[FusedRows]) -> N
     parent.register_forward_pre_hook(before, with_kwargs=True)
     parent.register_forward_hook(lambda *_: product.clear(), always_call=True)
 
-
-def _gelu_mlp(parent: nn.Module) -> bool:
-    """Gemma 3's MLP with its tanh GELU: down(gelu_tanh(gate(x)) * up(x))."""
-    return (type(parent).__name__ == "Gemma3MLP"
-            and getattr(parent.config, "hidden_activation", None) == "gelu_pytorch_tanh")
-
-
-def _fuse_activation(parent: nn.Module, rows: list[FusedRows]) -> None:
-    """The MLP's forward with gate|up and the activation as one kernel where it applies (degrader/mlp_kernel.py)."""
-    product, original = rows[0].product, parent.forward
-    kernel = mlp_kernel.available(product.weight.device)
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        if product.enabled and product.bias is None and parent.gate_proj is rows[0] and parent.up_proj is rows[1]:
-            return parent.down_proj(mlp_kernel.gate_up_gelu(x, product.weight, kernel))
-        return original(x)  # a rep stack swapped gate or up, or the fusion is paused
-
-    parent.forward = forward

@@ -10,16 +10,10 @@ in the compiled decode step, and prints ms per step and the bandwidth on the wei
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
-
 import torch
 import triton
 import triton.language as tl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from degrader import mlp_kernel  # noqa: E402
 
 
 @triton.jit
@@ -65,27 +59,6 @@ class Skinny:
         return self.partials[0] if split_k == 1 else self.partials.sum(0).to(self.x.dtype)
 
 
-class GateUp:
-    """degrader/mlp_kernel.py's kernel (gate|up and the GELU) with one configuration."""
-
-    def __init__(self, x, gate_up, block_n, block_k, warps, stages):
-        self.x, self.w, self.cfg = x, gate_up, (block_n, block_k, warps, stages)
-        self.block_m = max(16, triton.next_power_of_2(x.shape[0]))
-        self.out = torch.empty(x.shape[0], gate_up.shape[0] // 2, device=x.device, dtype=x.dtype)
-
-    def valid(self) -> bool:
-        return self.out.shape[1] % self.cfg[0] == 0 and self.x.shape[1] % self.cfg[1] == 0
-
-    def __call__(self):
-        block_n, block_k, warps, stages = self.cfg
-        (m, k), inter = self.x.shape, self.out.shape[1]
-        mlp_kernel._kernel(False)[(inter // block_n,)](
-            self.x, self.w, self.out, m, inter, k, self.x.stride(0), self.w.stride(0), self.out.stride(0),
-            BLOCK_M=self.block_m, BLOCK_N=block_n, BLOCK_K=block_k, DOT=tl.bfloat16, PRECISION="tf32", num_warps=warps,
-            num_stages=stages)
-        return self.out
-
-
 def graph_ms(fn, replays: int = 20) -> float:
     """Milliseconds per replay of fn captured in a CUDA graph."""
     stream = torch.cuda.Stream()
@@ -110,7 +83,6 @@ def graph_ms(fn, replays: int = 20) -> float:
 
 SKINNY_CONFIGS = [(bn, bk, sk, w, st) for bn in (16, 32, 64, 128) for bk in (128, 256) for sk in (1, 2, 4)
                   for w, st in ((4, 3), (4, 5), (8, 4))]  # block_n, block_k, split_k, warps, stages
-GATE_UP_CONFIGS = [(bn, bk, w, st) for bn in (16, 32, 64, 128) for bk in (64, 128) for w, st in ((4, 3), (4, 5), (8, 4))]
 HIDDEN, INTER, Q_OUT, KV_OUT, VOCAB = 2560, 10240, 2048, 1024, 262208  # Gemma-3-4b-it
 
 
@@ -164,31 +136,16 @@ def per_shape(layers, inputs) -> dict:
         nbytes = layers[0][n].numel() * 2
         print(f"  {n:8s} {tuple(layers[0][n].shape)}: cuBLAS {cub * 1e3:.1f} us ({nbytes / cub / 1e6:.0f} GB/s), "
               f"triton {ms * 1e3:.1f} us ({nbytes / ms / 1e6:.0f} GB/s) cfg {chosen[n]}")
-    x = inputs["gate_up"]
-    ms, chosen["gate_up_act"] = best(lambda c: [GateUp(x, layer["gate_up"], *c) for layer in layers],
-                                     GATE_UP_CONFIGS, "gate-up")
-    print(f"  gate+up+gelu kernel: {ms * 1e3:.1f} us ({layers[0]['gate_up'].numel() * 2 / ms / 1e6:.0f} GB/s) "
-          f"cfg {chosen['gate_up_act']}")
-    gate, up = torch.mm(x, layers[0]["gate_up"].t()).chunk(2, dim=-1)
-    ref = torch.nn.functional.gelu(gate, approximate="tanh") * up
-    got = GateUp(x, layers[0]["gate_up"], *chosen["gate_up_act"])()
-    print(f"  gate+up+gelu max |diff| vs torch: {(got - ref).abs().max().item():.4f} "
-          f"(largest value {ref.abs().max().item():.3f})")
     return chosen
 
 
 def triton_steps(layers, inputs, chosen, total, bandwidth) -> None:
     """All layers' products in one graph, through the Triton kernels."""
-    for label, names, fused_mlp in (("triton fused (qkv o gate_up down)", ["qkv", "o", "gate_up", "down"], False),
-                                    ("triton qkv, o, gate+up+gelu, down", ["qkv", "o"], True)):
-        ops = []
-        for layer in layers:
-            ops += [Skinny(inputs[n], layer[n], *chosen[n]) for n in names]
-            if fused_mlp:
-                ops += [GateUp(inputs["gate_up"], layer["gate_up"], *chosen["gate_up_act"]),
-                        Skinny(inputs["down"], layer["down"], *chosen["down"])]
-        ms = graph_ms(lambda: [op() for op in ops])
-        print(f"  {label}: {ms:.3f} ms, {total / ms / 1e6:.0f} GB/s ({total / ms * 1e3 / bandwidth:.0%})")
+    names = ["qkv", "o", "gate_up", "down"]
+    ops = [Skinny(inputs[n], layer[n], *chosen[n]) for layer in layers for n in names]
+    ms = graph_ms(lambda: [op() for op in ops])
+    print(f"  triton fused (qkv o gate_up down): {ms:.3f} ms, {total / ms / 1e6:.0f} GB/s "
+          f"({total / ms * 1e3 / bandwidth:.0%})")
 
 
 def output_head(x, dev, dt) -> None:
