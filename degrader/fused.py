@@ -28,7 +28,8 @@ from torch import nn
 
 from degrader.quantized import is_4bit
 
-# module class -> the projections of its input (in the order of their rows in the buffer)
+# module class -> the projections its forward applies to its input, that same tensor unchanged (the shared
+# product is used only for that tensor object), in the order of their rows in the buffer
 FUSED_SETS = {
     "Gemma3Attention": ("q_proj", "k_proj", "v_proj"),
     "SiglipAttention": ("q_proj", "k_proj", "v_proj"),  # Gemma 3's vision tower

@@ -74,6 +74,8 @@ def unsupported_reason(model: nn.Module, targets: Sequence[Target]) -> str | Non
     for target in targets:
         if is_4bit(target.tensor):
             return f"{target.name} is a 4-bit tensor"
+        # a slice taken from a weight keeps it as _base; a fused projection's parameter (degrader/fused.py) is
+        # a Parameter made from a row block, with no _base: the module using it is found like any Linear's
         weight = target.tensor if target.tensor._base is None else target.tensor._base
         users = _users(model, weight)
         if not users:

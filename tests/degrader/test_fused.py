@@ -34,6 +34,10 @@ class CountLinear(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
+def greedy(model, inputs) -> torch.Tensor:
+    return decode(model, inputs, GREEDY, torch.tensor([1, 2]), [1], 0)
+
+
 def linear_calls(model, input_ids) -> int:
     with CountLinear() as counter, torch.no_grad():
         model(input_ids=input_ids)
@@ -53,6 +57,8 @@ def test_every_parameter_keeps_its_name_and_value_as_a_row_block_of_one_buffer(e
     storage = q.weight.untyped_storage().data_ptr()
     assert k.weight.untyped_storage().data_ptr() == storage == v.weight.untyped_storage().data_ptr()
     assert k.weight.data_ptr() == q.weight.data_ptr() + q.weight.numel() * q.weight.element_size()
+    gate, up = layer.mlp.gate_proj, layer.mlp.up_proj
+    assert isinstance(up, FusedRows) and up.weight.data_ptr() == gate.weight.data_ptr() + gate.weight.nbytes
 
 
 def test_one_product_per_set_and_the_same_tokens_also_after_a_lesion(embedded, fused):
@@ -62,15 +68,14 @@ def test_one_product_per_set_and_the_same_tokens_also_after_a_lesion(embedded, f
     with fusion.paused():
         assert linear_calls(loaded.model, inputs["input_ids"]) == LINEAR_CALLS["unfused"]
     assert linear_calls(embedded.model, inputs["input_ids"]) == LINEAR_CALLS["unfused"]
-    expected = decode(embedded.model, inputs, GREEDY, torch.tensor([1, 2]), [1], 0)
-    assert torch.equal(decode(loaded.model, inputs, GREEDY, torch.tensor([1, 2]), [1], 0), expected)
+    assert torch.equal(greedy(loaded.model, inputs), greedy(embedded.model, inputs))
+
     def lesion_of(model):  # a member inside each fused set
         return Baseline(resolve_group(model, "attn_k") + resolve_group(model, "mlp_gate"))
 
     clean, lesioned = lesion_of(embedded.model), lesion_of(loaded.model)
     with clean.degraded("mult_gauss", 0.3, 5), lesioned.degraded("mult_gauss", 0.3, 5):  # in place, through the views
-        expected = decode(embedded.model, inputs, GREEDY, torch.tensor([1, 2]), [1], 0)
-        assert torch.equal(decode(loaded.model, inputs, GREEDY, torch.tensor([1, 2]), [1], 0), expected)
+        assert torch.equal(greedy(loaded.model, inputs), greedy(embedded.model, inputs))
         with torch.no_grad():
             assert torch.allclose(loaded.model(**inputs).logits, embedded.model(**inputs).logits, atol=1e-4)
 
@@ -92,10 +97,12 @@ def test_the_compiled_graph_holds_one_product_per_set(fused):
 
 
 @pytest.mark.parametrize("group,calls", [("attn_only", LAYERS * 4 + 1), ("attn_q", LAYERS * 4 + 1),
+                                         ("attn_k", LAYERS * 5 + 1), ("mlp_gate", LAYERS * 4 + 1),
                                          ("mlp_only", LAYERS * 2 + 1)])
 def test_rep_stacks_on_a_fused_model_give_the_per_unit_tokens(embedded, fused, group, calls):
-    """The swapped projections use their own copies: attn_only swaps v (q|k stay one product), attn_q swaps q
-    (k|v one product, read at an offset), mlp_only swaps gate and up (the MLP takes its own path)."""
+    """The swapped projections use their own copies; of the others, those whose rows stay one block share a
+    product: attn_only swaps v (q|k one product), attn_q swaps q (k|v, read at an offset), attn_k leaves q and v
+    apart (each its own), mlp_gate leaves up alone, mlp_only swaps gate, up and down."""
     loaded, _ = fused
     inputs = encode(embedded, PROMPTS)
     rows = torch.tensor([1, 2])
@@ -116,13 +123,11 @@ def test_rep_stacks_on_a_fused_model_give_the_per_unit_tokens(embedded, fused, g
 def test_biased_projections_of_the_vision_tower_give_the_same_image_features(tiny_multimodal):
     from PIL import Image
 
-    from degrader.generation import encode as encode_image
-
     loaded = load_model("random:tiny-gemma3", dtype="float32", device="cpu")  # the same seeded weights
     fusion = fuse_projections(loaded.model)
     biased = [rows for parent, _, rows in fusion.sets if type(parent).__name__ == "SiglipAttention"]
     assert biased and all(row.bias is not None for rows in biased for row in rows)
-    inputs = encode_image(tiny_multimodal, ["Describe the picture."], Image.new("RGB", (64, 48), (200, 30, 30)))
+    inputs = encode(tiny_multimodal, ["Describe the picture."], Image.new("RGB", (64, 48), (200, 30, 30)))
     with torch.no_grad():
         expected = tiny_multimodal.model(**inputs).logits
         with CountLinear() as fused_count:
