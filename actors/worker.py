@@ -132,16 +132,12 @@ class ModelWorker:
         its decoder) once: a smaller batch is padded rather than recompiled.
         """
         wanted = min(n_units, self.max_reps)
-        if wanted > self.reps:
+        if wanted > self.reps:  # so wanted > 1
             self._drop_stacks()
-            self._install_stacks(wanted)
-
-    def _install_stacks(self, reps: int) -> None:
-        self.baseline.restore()  # the copies' source: the per-unit path may have left the live weights degraded
-        if reps > 1:
-            self.stacks = RepStacks(self.loaded.model, self.baseline.targets, reps)
+            self.baseline.restore()  # the copies' source: the per-unit path may have left the live weights degraded
+            self.stacks = RepStacks(self.loaded.model, self.baseline.targets, wanted)
             self.stacks.install()
-            self.decoders = {}
+            self.decoders = {}  # the per-unit decoders' rows no longer fit the installed stacks
 
     def _planned_reps(self, config: ExperimentConfig) -> int:
         """Units per batch at most: the config's request (0 = auto) and what fits in memory."""
@@ -189,11 +185,9 @@ class ModelWorker:
         self._with_stacks(n_units, self._compile)
 
     def _compile(self) -> None:
-        decoder = self.decoder(self.sizer.size)
-        if decoder is not None:
-            texts = [p.text for p in self.config.prompts[: self.sizer.size]]
-            generate(self.loaded, texts, self.params, [0] * (len(texts) * self.reps), self.image, decoder,
-                     reps=self.reps, steps=WARM_UP_STEPS)
+        if self.static:  # a batch as run_units decodes it (out of memory shrinks it the same way), cut short
+            prompt_ids = tuple(range(self.sizer.size))
+            self._generate_batch([Unit(self.config.levels[0], 0, prompt_ids)], list(prompt_ids), steps=WARM_UP_STEPS)
 
     def run_units(self, units: list[Unit], emit: Emit) -> list[UnitReport]:
         """Run units (any levels) with the same prompts, up to max_reps at a time (one at a time without stacks)."""
@@ -266,15 +260,15 @@ class ModelWorker:
             pending = pending[len(batch):]
         return records, tokens
 
-    def _generate_batch(self, units: list[Unit], prompt_ids: list[int]):
-        """Generations ordered by unit block: units[0]'s prompts, then units[1]'s, ..."""
+    def _generate_batch(self, units: list[Unit], prompt_ids: list[int], steps: int | None = None):
+        """Generations ordered by unit block: units[0]'s prompts, then units[1]'s, ... (`steps`: a warm-up)."""
         cfg = self.config
         prompts = [cfg.prompts[i] for i in prompt_ids]
         seeds = [sampling_seed(cfg, u.repeat_index, p) for u in units for p in prompts]
         seeds += seeds[-len(prompts):] * (self.reps - len(units))  # padding blocks repeat the last unit
         try:
             generations = generate(self.loaded, [p.text for p in prompts], self.params, seeds, self.image,
-                                   self.decoder(self.sizer.size), reps=self.reps)
+                                   self.decoder(self.sizer.size), reps=self.reps, steps=steps)
             return generations[: len(units) * len(prompts)]
         except torch.OutOfMemoryError:
             if len(prompt_ids) == 1:
@@ -286,6 +280,6 @@ class ModelWorker:
         chunks, rest = [], prompt_ids
         while rest:  # the size may shrink again inside, so chunks are cut one at a time
             chunk, rest = rest[: self.sizer.size], rest[self.sizer.size:]
-            chunks.append((chunk, self._generate_batch(units, chunk)))
+            chunks.append((chunk, self._generate_batch(units, chunk, steps)))
         # back to the block order of the whole batch: unit by unit, prompts in order
         return [g for r in range(len(units)) for chunk, gens in chunks for g in gens[r * len(chunk): (r + 1) * len(chunk)]]

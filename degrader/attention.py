@@ -30,11 +30,7 @@ def grouped_decode_sdpa(module, query, key, value, attention_mask, dropout: floa
     """transformers' SDPA attention, with single-token queries packed per key/value head."""
     if not _packable(module, query, attention_mask, kwargs):
         return _sdpa(module, query, key, value, attention_mask, dropout, scaling, is_causal, **kwargs)
-
-    def attend(packed, mask):
-        with _decode_backends(query.device):
-            return torch.nn.functional.scaled_dot_product_attention(packed, key, value, attn_mask=mask, scale=scaling)
-    return _packed_attention(module, query, key, attention_mask, attend)
+    return _packed_attention(module, query, key, attention_mask, _sdpa_attend(key, value, scaling))
 
 
 def split_kv_decode_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None,
@@ -47,11 +43,19 @@ def split_kv_decode_attention(module, query, key, value, attention_mask, dropout
     if not _packable(module, query, attention_mask, kwargs):
         return _sdpa(module, query, key, value, attention_mask, dropout, scaling, is_causal, **kwargs)
     if attention_mask is None or attention_mask.dtype != torch.bool:
-        return grouped_decode_sdpa(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                   is_causal=is_causal, **kwargs)
-    scale = query.shape[-1] ** -0.5 if scaling is None else scaling
-    return _packed_attention(module, query, key, attention_mask,
-                             lambda packed, mask: decode_kernel.split_kv_decode(packed, key, value, mask, scale))
+        attend = _sdpa_attend(key, value, scaling)
+    else:
+        scale = query.shape[-1] ** -0.5 if scaling is None else scaling
+        attend = lambda packed, mask: decode_kernel.split_kv_decode(packed, key, value, mask, scale)  # noqa: E731
+    return _packed_attention(module, query, key, attention_mask, attend)
+
+
+def _sdpa_attend(key, value, scaling):
+    """attend(packed query, mask) through SDPA (on CUDA its memory-efficient kernel first)."""
+    def attend(packed, mask):
+        with _decode_backends(packed.device):
+            return torch.nn.functional.scaled_dot_product_attention(packed, key, value, attn_mask=mask, scale=scaling)
+    return attend
 
 
 def _packable(module, query, attention_mask, kwargs) -> bool:

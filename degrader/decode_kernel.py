@@ -98,9 +98,9 @@ def _interpreting() -> bool:
 
 
 @functools.cache
-def _kernels(interpret: bool):
+def _kernels():
     """The two kernels, compiled for the GPU or wrapped for triton's interpreter."""
-    if interpret:
+    if _interpreting():
         from triton.runtime.interpreter import InterpretedFunction
         return InterpretedFunction(_partials_kernel), InterpretedFunction(_combine_kernel)
     return triton.jit(_partials_kernel), triton.jit(_combine_kernel)
@@ -114,24 +114,14 @@ def block_size(dim: int) -> int:
 def num_splits(batch: int, kv_heads: int, seq_len: int, block_n: int, device: torch.device) -> int:
     """Slices of the sequence per (row, kv head): a few programs per SM, at least one tile each."""
     sms = _sm_count(device.index or 0) if device.type == "cuda" else DEFAULT_SMS
-    wanted = _cdiv(PROGRAMS_PER_SM * sms, batch * kv_heads)
-    return max(1, min(wanted, _cdiv(seq_len, block_n)))
+    wanted = triton.cdiv(PROGRAMS_PER_SM * sms, batch * kv_heads)
+    return max(1, min(wanted, triton.cdiv(seq_len, block_n)))
 
 
 @functools.cache
 def _sm_count(index: int) -> int:
     """Multiprocessors of CUDA device `index` (asked once: the op runs at every layer of every eager step)."""
     return torch.cuda.get_device_properties(index).multi_processor_count
-
-
-def _cdiv(a: int, b: int) -> int:
-    """Ceiling of a / b."""
-    return -(-a // b)
-
-
-def _pow2(n: int) -> int:
-    """Smallest power of two >= n."""
-    return 1 << (n - 1).bit_length()
 
 
 def _check(query, key, value, mask) -> None:
@@ -169,22 +159,23 @@ def _split_kv_decode_op(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
         raise ValueError(f"split_kv_decode needs triton (installed: {triton is not None}) and a CUDA device, or "
                          f"triton's interpreter (TRITON_INTERPRET=1 before triton is imported); got {query.device}")
     splits = splits or num_splits(batch, heads, seq_len, block_n, query.device)
-    split_len = _cdiv(_cdiv(seq_len, splits), block_n) * block_n  # whole tiles per split
-    splits = _cdiv(seq_len, split_len)  # no empty trailing split
+    split_len = triton.cdiv(triton.cdiv(seq_len, splits), block_n) * block_n  # whole tiles per split
+    splits = triton.cdiv(seq_len, split_len)  # no empty trailing split
     stats = torch.empty(batch * heads, splits, group, device=query.device, dtype=torch.float32)
     acc, m, l = stats.new_empty(*stats.shape, dim), torch.empty_like(stats), torch.empty_like(stats)
     out = query.new_empty(query.shape)  # contiguous, as the combine kernel writes it
     flags = mask.expand(batch, 1, 1, mask.shape[3]).view(torch.uint8)  # strides passed, nothing copied
     interpret = _interpreting()
-    partials, combine = _kernels(interpret)
+    partials, combine = _kernels()
     # the interpreter multiplies bf16/fp16 as their raw integer bits: it gets float32 operands instead
     dot = tl.float32 if interpret else getattr(tl, str(query.dtype).removeprefix("torch."))
     partials[(batch * heads, splits)](
         query, key, value, flags, acc, m, l, scale, seq_len, split_len, heads, group, *query.stride(),
         *key.stride(), *value.stride(), flags.stride(0), flags.stride(3),
-        GROUP_ROWS=max(GROUP_PAD, _pow2(group)), DIM=dim, BLOCK_N=block_n, DOT=dot,
+        GROUP_ROWS=max(GROUP_PAD, triton.next_power_of_2(group)), DIM=dim, BLOCK_N=block_n, DOT=dot,
         num_warps=4, num_stages=2)
-    combine[(batch * heads * group,)](acc, m, l, out, splits, group, SPLIT_ROWS=max(2, _pow2(splits)),
+    combine[(batch * heads * group,)](acc, m, l, out, splits, group,
+                                      SPLIT_ROWS=max(2, triton.next_power_of_2(splits)),
                                       DIM=dim, num_warps=4)
     return out
 

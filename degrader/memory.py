@@ -7,6 +7,12 @@ from dataclasses import dataclass
 import torch
 
 HEADROOM = 0.8  # share of free GPU memory that batches and per-repetition copies may take
+DATASHEET_BANDWIDTH = {"H100": 3.35e12, "H200": 4.8e12}  # bytes/s of HBM, by a part of the GPU's name
+
+
+def datasheet_bandwidth(device_name: str) -> float:
+    """The memory bandwidth of a GPU named `device_name` (an H100's when it is not in DATASHEET_BANDWIDTH)."""
+    return next((bw for key, bw in DATASHEET_BANDWIDTH.items() if key in device_name), DATASHEET_BANDWIDTH["H100"])
 
 
 @dataclass(frozen=True)

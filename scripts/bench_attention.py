@@ -25,6 +25,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from degrader import decode_kernel  # noqa: E402
+from degrader.memory import datasheet_bandwidth  # noqa: E402
 
 
 def matmul_attention(query, key, value, mask, scale):
@@ -80,7 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, nargs="+", default=[38, 380])
     parser.add_argument("--length", type=int, default=382)
-    parser.add_argument("--bandwidth", type=float, default=3.35e12)
+    parser.add_argument("--bandwidth", type=float, help="bytes/s (default: the GPU's datasheet figure)")
     parser.add_argument("--layers", type=int, default=34)
     parser.add_argument("--kv-heads", type=int, default=4)
     parser.add_argument("--group", type=int, default=2, help="query heads per key/value head")
@@ -92,6 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     torch._dynamo.config.cache_size_limit = 64  # one compiled variant per backend and batch: past dynamo's 8
     kv_heads, group, dim = args.kv_heads, args.group, args.dim
+    bandwidth = args.bandwidth or datasheet_bandwidth(torch.cuda.get_device_name())
     variants = {"cudnn": sdpa(SDPBackend.CUDNN_ATTENTION), "efficient": sdpa(SDPBackend.EFFICIENT_ATTENTION),
                 "math-sdpa": sdpa(SDPBackend.MATH), "matmul": matmul_attention}
     if decode_kernel.available("cuda"):
@@ -108,7 +110,7 @@ def main() -> None:
         key, value = keys[0], values[0]
         mask = torch.ones(batch, 1, 1, args.length, device="cuda", dtype=torch.bool)
         mask[:, :, :, : args.length // 3] = False  # left padding and not yet written positions
-        floor = 2 * key.numel() * key.element_size() / args.bandwidth * 1e6
+        floor = 2 * key.numel() * key.element_size() / bandwidth * 1e6
         reference = matmul_attention(query, key, value, mask, dim ** -0.5)
         eager_sdpa = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask,
                                                                       scale=dim ** -0.5)

@@ -10,9 +10,16 @@ in the compiled decode step, and prints ms per step and the bandwidth on the wei
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
 import torch
 import triton
 import triton.language as tl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from degrader.memory import datasheet_bandwidth  # noqa: E402
 
 
 @triton.jit
@@ -162,7 +169,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=34)
     args = parser.parse_args()
     dev, dt = torch.device("cuda"), torch.bfloat16
-    bandwidth = 3.35e12 if "H100" in torch.cuda.get_device_name() else 4.8e12
+    bandwidth = datasheet_bandwidth(torch.cuda.get_device_name())
     print(torch.cuda.get_device_name(), torch.__version__, triton.__version__)
     layers = make_layers(args.layers, dev, dt)
     total = sum(layers[0][n].numel() for n in ("qkv", "o", "gate_up", "down")) * 2 * args.layers

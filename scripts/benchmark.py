@@ -34,7 +34,6 @@ from degrader.generation import encode  # noqa: E402
 from degrader.groups import is_vision  # noqa: E402
 from degrader.static_decode import bucket  # noqa: E402
 
-DATASHEET_BANDWIDTH = {"H100": 3.35e12, "H200": 4.8e12}  # bytes/s, HBM
 
 
 def parse_args() -> argparse.Namespace:
@@ -166,7 +165,7 @@ def bandwidth_limit(worker: ModelWorker, rows: int, sequence: int) -> tuple[floa
     weights += worker.baseline.nbytes * (worker.reps - 1)  # each unit's copies of the group (none per-unit)
     kv = memory.kv_bytes_per_token(model.config, model.dtype.itemsize) * rows * sequence / 2
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (smoke test only)"
-    bandwidth = next((bw for key, bw in DATASHEET_BANDWIDTH.items() if key in name), 3.35e12)
+    bandwidth = memory.datasheet_bandwidth(name)
     return rows / ((weights + kv) / bandwidth), name, bandwidth
 
 

@@ -113,3 +113,27 @@ def test_perplexity_and_out_of_memory_at_one_prompt_with_rep_batching(monkeypatc
         assert stable({**records[4][key], "perplexity": 0}) == stable({**record, "perplexity": 0})
         assert records[4][key]["perplexity"] == pytest.approx(record["perplexity"], rel=1e-5)
     assert len({r["perplexity"] for r in records[1].values()}) == 4  # one per repetition
+
+
+def test_the_warm_up_compiles_the_step_that_every_later_batch_replays():
+    """The static path on the CPU (compiled, no CUDA graphs): the warm-up compiles for the batch the driver
+    planned, later batches only replay, and the records equal the eager path's."""
+    from torch._dynamo.utils import counters
+
+    config = small_config("max_prompts=3", "n_rep=2", "max_new_tokens=6", "reps_per_batch=2")
+    units = [Unit(0.5, r, (0, 1, 2)) for r in range(2)]
+    records = {}
+    for static in (False, True):
+        worker = ModelWorker(config, torch.device("cpu"), "test", static=static)
+        worker.load()
+        graphs = counters["stats"]["unique_graphs"]
+        worker.warm_up(2)
+        assert worker.reps == 2 and list(worker.decoders) == ([3] if static else [])
+        assert (counters["stats"]["unique_graphs"] > graphs) == static
+        emitted = []
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            graphs = counters["stats"]["unique_graphs"]
+            worker.run_units(units, emitted.extend)
+            assert counters["stats"]["unique_graphs"] == graphs  # nothing left to compile after the warm-up
+        records[static] = sorted((stable(r) for r in emitted), key=lambda r: (r["repeat_index"], r["prompt_id"]))
+    assert len(records[True]) == 6 and records[True] == records[False]

@@ -1,11 +1,15 @@
 """Grouped single-token decode attention equals transformers' SDPA attention."""
 
+import sys
+
 import pytest
 import torch
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from degrader.attention import NAME, grouped_decode_sdpa, use_grouped_decode_attention
 from degrader.generation import SamplingParams, decode, encode
+from degrader.models import load_model
+from tests.conftest import interpreted_outputs
 
 
 class Attention(torch.nn.Module):
@@ -27,7 +31,6 @@ def test_matches_sdpa_with_repeated_key_value_heads(q_len):
 
 def test_the_embedded_model_decodes_the_same_tokens_with_it(monkeypatch):
     import degrader.attention as attention
-    from degrader.models import load_model
 
     packed_calls = []
     real = attention._decode_backends
@@ -44,43 +47,32 @@ def test_the_embedded_model_decodes_the_same_tokens_with_it(monkeypatch):
     assert not use_grouped_decode_attention(loaded.model)  # only an SDPA model is switched
 
 
-SPLIT_KV_CHILD = """
-import json, sys
-import torch
-from degrader import decode_kernel
-from degrader.attention import SPLIT_KV_NAME, use_grouped_decode_attention
-from degrader.generation import SamplingParams, decode, encode
-from degrader.models import load_model
+def run_split_kv(path: str) -> None:
+    """In a child with triton's interpreter on: the embedded model's greedy tokens through SDPA and the kernel."""
+    from degrader import decode_kernel
 
-assert decode_kernel.available("cpu")  # the interpreter is on
-loaded = load_model("embedded", dtype="float32", device="cpu")
-inputs = encode(loaded, ["The dream began in a house that", "Hello"])  # left padding on the second row
-params, seeds = SamplingParams(max_new_tokens=12, do_sample=False), torch.tensor([1, 2])
-use_grouped_decode_attention(loaded.model, split_kv=False)
-expected = decode(loaded.model, inputs, params, seeds, [1], 0)
-calls = []
-real = decode_kernel.split_kv_decode
-decode_kernel.split_kv_decode = lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs)
-use_grouped_decode_attention(loaded.model, split_kv=True)
-got = decode(loaded.model, inputs, params, seeds, [1], 0)
-print(json.dumps({"implementation": loaded.model.config._attn_implementation, "calls": len(calls),
-                  "expected": expected.tolist(), "got": got.tolist()}))
-"""
+    assert decode_kernel.available("cpu")  # the interpreter is on
+    loaded = load_model("embedded", dtype="float32", device="cpu")
+    inputs = encode(loaded, ["The dream began in a house that", "Hello"])  # left padding on the second row
+    params, seeds = SamplingParams(max_new_tokens=12, do_sample=False), torch.tensor([1, 2])
+    use_grouped_decode_attention(loaded.model, split_kv=False)
+    expected = decode(loaded.model, inputs, params, seeds, [1], 0)
+    calls, real = [], decode_kernel.split_kv_decode
+    decode_kernel.split_kv_decode = lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs)
+    use_grouped_decode_attention(loaded.model, split_kv=True)
+    got = decode(loaded.model, inputs, params, seeds, [1], 0)
+    torch.save({"implementation": loaded.model.config._attn_implementation, "calls": len(calls),
+                "expected": expected, "got": got}, path)
 
 
-def test_the_embedded_model_decodes_the_same_tokens_through_the_split_kv_kernel():
+def test_the_embedded_model_decodes_the_same_tokens_through_the_split_kv_kernel(tmp_path):
     """The kernel in the real model's decode loop (triton's interpreter, on CPU, in a child process)."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     pytest.importorskip("triton", minversion="3.6")
-    child = subprocess.run([sys.executable, "-c", SPLIT_KV_CHILD], capture_output=True, text=True, timeout=900,
-                           cwd=Path(__file__).resolve().parents[2], env={**os.environ, "TRITON_INTERPRET": "1"})
-    assert child.returncode == 0, child.stderr[-2000:]
-    result = json.loads(child.stdout.strip().splitlines()[-1])
+    result = interpreted_outputs(__file__, tmp_path / "split_kv.pt", timeout=900)
     assert result["implementation"] == "degrader_split_kv"
     assert result["calls"] == 18 * 11  # every layer at every single-token step went through the kernel
-    assert result["got"] == result["expected"]
+    assert torch.equal(result["got"], result["expected"])
+
+
+if __name__ == "__main__":
+    run_split_kv(sys.argv[1])

@@ -19,3 +19,8 @@ def test_each_repetition_costs_its_copies_and_its_rows():
     per_rep = copies + per_rows.total - per_rows.weights
     assert memory.max_reps(config, torch.bfloat16, 3 * per_rep, 400, 38, copies, headroom=1) == 3
     assert memory.max_reps(config, torch.bfloat16, 3 * per_rep - 1, 400, 38, copies, headroom=1) == 2
+
+
+def test_datasheet_bandwidth_by_gpu_name():
+    assert memory.datasheet_bandwidth("NVIDIA H200") == 4.8e12
+    assert memory.datasheet_bandwidth("NVIDIA H100 80GB HBM3") == memory.datasheet_bandwidth("an unknown GPU") == 3.35e12
