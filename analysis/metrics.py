@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from analysis.registry import Metric, register
+
 SCORED_WORDS = 30
 _WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
@@ -44,3 +46,18 @@ def is_correct(output: str, answer: str) -> bool:
     if _NUMBER.match(answer):
         return any(_NUMBER.match(w) and float(w) == float(answer) for w in head)
     return answer in head
+
+
+def _empty(record: dict) -> float:
+    return float(not record.get("output", "").strip())
+
+
+for _metric in (
+    Metric("tokens", lambda r: r.get("tokens"), 0, None, None, "new tokens of the output (degrader)"),
+    Metric("empty_rate", _empty, 0, 1, False, "share of empty or whitespace outputs (degrader)"),
+    Metric("distinct_1", lambda r: distinct(r.get("output", ""), 1), 0, 1, True, "Li et al. 2016, distinct-n"),
+    Metric("distinct_2", lambda r: distinct(r.get("output", ""), 2), 0, 1, True, "Li et al. 2016, distinct-n"),
+    Metric("repetition", lambda r: repetition(r.get("output", "")), 0, 1, False, "1 - distinct-4 (degrader)"),
+    Metric("perplexity", lambda r: r.get("perplexity"), 1, None, False, "perplexity of a fixed text (thesis)"),
+):
+    register(_metric)
