@@ -19,13 +19,15 @@ import tomllib
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
-
-from spacy.language import Language
-from spacy.matcher import Matcher
-from spacy.tokens import Token
+from typing import TYPE_CHECKING
 
 from analysis.metrics import words
 from analysis.registry import Metric, register
+
+if TYPE_CHECKING:  # spaCy is imported on first use, so that registering the metrics stays cheap
+    from spacy.language import Language
+    from spacy.matcher import Matcher
+    from spacy.tokens import Token
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +121,7 @@ def _nlp() -> Language:
     """The pinned English pipeline; NER is not needed, so it is not run."""
     import spacy
 
+    logger.info("loading the spaCy pipeline %s for content units", SPACY_MODEL)
     return spacy.load(SPACY_MODEL, disable=["ner"])
 
 
@@ -128,13 +131,16 @@ TEST_NAMES = "test_names"  # matcher key of the test's own names
 @lru_cache(maxsize=1)
 def _phrase_matcher() -> Matcher:
     """One spaCy Matcher: every unit's phrases (on lemmas, keyed by unit id) and the test's names."""
+    from spacy.matcher import Matcher
+
     matcher = Matcher(_nlp().vocab)
     for unit in load_units():
         patterns = [[{} if word == "*" else {"LEMMA": word} for word in phrase.split()] for phrase in unit.phrases]
         if patterns:
             matcher.add(unit.id, patterns)
     names = _read(UNITS_FILE).get("test_names", [])
-    matcher.add(TEST_NAMES, [[{"LOWER": word} for word in name.lower().split()] for name in names])
+    if names:
+        matcher.add(TEST_NAMES, [[{"LOWER": word} for word in name.lower().split()] for name in names])
     return matcher
 
 
@@ -190,8 +196,9 @@ def entity_negated(token: Token) -> bool:
 def _subject_tokens(verb: Token) -> list[Token]:
     """The verb's subject words; for a participle or relative clause, the noun it modifies.
 
-    A verb joined to another ("is stealing and falling") or completing one ("is about to fall", "is not
-    aware") takes that one's subject. A noun ("the overflow") has none."""
+    A verb joined to another ("is stealing and falling"), completing one ("is about to fall", "is not
+    aware") or adding to one without its own subject ("stands on the stool taking cookies") takes that
+    one's subject. A noun ("the overflow") has none."""
     own = [child for child in verb.children if child.dep_ in SUBJECT_DEPS and child.lower_ not in RELATIVE]
     if verb.dep_ == "acl" and verb.head.dep_ == "pobj" and not own:
         # "he is on a stool taking cookies": the parser hangs the participle on the nearest noun; it may
@@ -201,7 +208,7 @@ def _subject_tokens(verb: Token) -> list[Token]:
         return own or [verb.head]
     if own or verb.pos_ in ("NOUN", "PROPN"):
         return own
-    if verb.dep_ in ("conj", "xcomp", "acomp", "attr") and verb.head is not verb:
+    if verb.dep_ in ("conj", "xcomp", "acomp", "attr", "advcl") and verb.head is not verb:
         return _subject_tokens(verb.head)
     return []
 
@@ -220,10 +227,10 @@ def _subjects(verb: Token) -> set[str]:
 
 
 def action_negated(verb: Token) -> bool:
-    """The action is denied: "isn't falling", "never dries", "nobody dries", "is not aware"."""
+    """The action is denied: "isn't falling", "never dries", "nobody dries", "is not aware", "doesn't seem to care"."""
     if _has_negator(verb) or any(s.lower_ in NEGATORS or _has_negator(s) for s in _subject_tokens(verb)):
         return True
-    return verb.dep_ in ("acomp", "attr") and _has_negator(verb.head)
+    return verb.dep_ in ("acomp", "attr", "xcomp") and _has_negator(verb.head)
 
 
 def _action_done(unit: Unit, verb: Token, parse: _Parse) -> bool:
@@ -284,7 +291,7 @@ REFERENCE = "information units after Croisile et al. 1996 and Yorkston & Beukelm
 for _metric in (
     Metric("cu_count", lambda r: score(_output(r)).count, 0, len(load_units()), True, REFERENCE,
            tasks=("cookie_theft",), family="picture"),
-    Metric("cu_efficiency", lambda r: score(_output(r)).efficiency, 0, 100, True,
+    Metric("cu_efficiency", lambda r: score(_output(r)).efficiency, 0, None, True,
            REFERENCE + "; units per 100 words", tasks=("cookie_theft",), family="picture"),
     Metric("cu_balance", lambda r: score(_output(r)).balance, -1, 1, None,
            REFERENCE + "; (pL - pR) / (pL + pR), 0 = balanced", tasks=("cookie_theft",), family="picture"),

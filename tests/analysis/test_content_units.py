@@ -53,17 +53,21 @@ def _ratio(num: int, den: int) -> float:
 def test_fixtures_are_well_formed():
     cases = descriptions()
     assert len(cases) >= 20
+    assert {case.get("split", "dev") for case in cases} == {"dev", "heldout"}
     assert len({case["name"] for case in cases}) == len(cases)
     for case in cases:
         assert set(case["units"]) <= set(UNIT_IDS), case["name"]
     assert {"healthy", "sparse", "empty", "loop", "adversarial"} <= {case["kind"] for case in cases}
 
 
-def test_agreement_with_hand_labels():
-    tp, fp, fn, lines = _tally(descriptions())
+@pytest.mark.parametrize("split", ["dev", "heldout"])
+def test_agreement_with_hand_labels(split):
+    """Micro precision and recall of the units against the rater's, per split (see the fixture file)."""
+    cases = [case for case in descriptions() if case.get("split", "dev") == split]
+    tp, fp, fn, lines = _tally(cases)
     precision = _ratio(sum(tp.values()), sum(tp.values()) + sum(fp.values()))
     recall = _ratio(sum(tp.values()), sum(tp.values()) + sum(fn.values()))
-    print(f"\ncontent units on {len(descriptions())} descriptions: micro precision {precision:.3f}, "
+    print(f"\ncontent units, {split}, {len(cases)} descriptions: micro precision {precision:.3f}, "
           f"recall {recall:.3f} (TP {sum(tp.values())}, FP {sum(fp.values())}, FN {sum(fn.values())})")
     for unit_id in UNIT_IDS:
         if fp[unit_id] or fn[unit_id]:
