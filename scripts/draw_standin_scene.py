@@ -1,7 +1,10 @@
-"""Draw a labelled stand-in for the Cookie Theft picture (same story elements, simple shapes).
+"""Draw a stand-in for the Cookie Theft picture (same story elements, simple shapes, no text).
 
 The real picture (Goodglass & Kaplan, Boston Diagnostic Aphasia Examination) is licensed
 and not shipped; this deterministic drawing lets the pipeline run end to end without it.
+The pixels hold no letters or digits: a vision model reads text, and a label such as "cookie jar"
+would hand it content units and prime "cookie theft". That this is a stand-in is said in the
+file name and in the PNG's text chunks instead.
 """
 
 from __future__ import annotations
@@ -9,12 +12,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
+from PIL.PngImagePlugin import PngInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "configs" / "images" / "cookie_theft_standin.png"
-SIZE = 896
-BANNER_TEXT = "STAND-IN SCENE - not the Cookie Theft picture"
+SIZE = 896  # the size the experiments were run with
+METADATA = {
+    "Title": "Cookie Theft stand-in scene",
+    "Description": ("A stand-in drawn for the degrader project, NOT the Cookie Theft picture of the Boston "
+                    "Diagnostic Aphasia Examination (Goodglass & Kaplan), which is licensed and not shipped."),
+    "Source": "scripts/draw_standin_scene.py (degrader)",
+}
 
 INK = (40, 30, 25)
 WOOD = (176, 122, 72)
@@ -23,27 +32,9 @@ WATER = (90, 160, 225)
 SKIN = (240, 200, 165)
 
 
-def load_font(size: int) -> ImageFont.ImageFont:
-    """Pillow's built-in font, scaled where this Pillow supports it."""
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, ImportError, OSError):
-        return ImageFont.load_default()
-
-
-def draw_banner(d: ImageDraw.ImageDraw) -> None:
-    """Red box with white text across the top, so nobody mistakes this for the real test."""
-    d.rectangle((0, 0, SIZE - 1, 52), fill=(190, 20, 20), outline=(0, 0, 0), width=3)
-    font = load_font(26)
-    left, top, right, bottom = d.textbbox((0, 0), BANNER_TEXT, font=font)
-    x = (SIZE - (right - left)) // 2 - left
-    y = (52 - (bottom - top)) // 2 - top
-    d.text((x, y), BANNER_TEXT, fill=(255, 255, 255), font=font)
-
-
 def draw_room(d: ImageDraw.ImageDraw) -> None:
     """Wall and tiled floor."""
-    d.rectangle((0, 53, SIZE, 680), fill=(246, 236, 204))
+    d.rectangle((0, 0, SIZE, 680), fill=(246, 236, 204))
     d.rectangle((0, 680, SIZE, SIZE), fill=(205, 178, 140))
     for y in range(680, SIZE, 54):
         d.line((0, y, SIZE, y), fill=(170, 142, 105), width=2)
@@ -65,12 +56,20 @@ def draw_cupboard(d: ImageDraw.ImageDraw) -> None:
 
 
 def draw_cookie_jar(d: ImageDraw.ImageDraw) -> None:
-    """Cookie jar on the lower shelf, lid off, labelled COOKIES."""
+    """Cookie jar on the lower shelf, lid off, cookies heaped in its mouth and one painted on its side."""
     d.rounded_rectangle((180, 245, 286, 322), radius=14, fill=(235, 215, 160), outline=INK, width=2)
     d.ellipse((188, 238, 278, 254), fill=(150, 110, 60), outline=INK, width=2)
-    d.text((210, 268), "COOKIE", fill=INK, font=load_font(14))
-    d.text((222, 286), "JAR", fill=INK, font=load_font(14))
+    for x in (196, 220, 244):
+        draw_cookie(d, x + 8, 240, 9)
+    draw_cookie(d, 233, 284, 18)
     d.ellipse((250, 200, 290, 212), fill=(150, 110, 60), outline=INK)
+
+
+def draw_cookie(d: ImageDraw.ImageDraw, cx: int, cy: int, r: int) -> None:
+    """A round biscuit with chocolate chips (the chips tell it from a plate or a coin)."""
+    d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(210, 160, 90), outline=INK, width=2)
+    for dx, dy in ((-r // 3, -r // 3), (r // 3, -r // 5), (0, r // 3)):
+        d.ellipse((cx + dx - 2, cy + dy - 2, cx + dx + 2, cy + dy + 2), fill=(90, 50, 25))
 
 
 def draw_stool(d: ImageDraw.ImageDraw) -> None:
@@ -107,7 +106,7 @@ def draw_boy(d: ImageDraw.ImageDraw) -> None:
     draw_limb(d, [(200, 434), (240, 482), (290, 506)])
     d.polygon([(195, 425), (232, 425), (236, 505), (190, 505)], fill=(60, 150, 90), outline=INK)
     draw_head(d, 214, 398, 24, (120, 70, 30))
-    d.ellipse((290, 500, 310, 520), fill=(210, 160, 90), outline=INK, width=2)
+    draw_cookie(d, 300, 510, 10)
 
 
 def draw_girl(d: ImageDraw.ImageDraw) -> None:
@@ -242,16 +241,24 @@ def draw_scene() -> Image.Image:
     draw_stool(d)
     draw_boy(d)
     draw_girl(d)
-    draw_banner(d)
     return img
 
 
-def main() -> None:
+def png_info() -> PngInfo:
+    """The PNG text chunks that say what the picture is (and is not)."""
+    info = PngInfo()
+    for key, value in METADATA.items():
+        info.add_text(key, value)
+    return info
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Draw the scene and write it, with its text chunks, to --out (the committed file by default)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output PNG path")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    draw_scene().save(args.out, format="PNG", optimize=True)
+    draw_scene().save(args.out, format="PNG", optimize=True, pnginfo=png_info())
     print(f"wrote {args.out}")
 
 
