@@ -164,6 +164,8 @@ def test_a_sum_of_category_lists_keeps_its_order(tmp_path):
     assert [(p.text, p.category) for p in load_prompt_file(path)["iq"]] == [("A or B?", "logic"), ("1 + 1?", "math")]
     path.write_text('math_prompts = ["1 + 1?"]\nlogic_prompts = ["A or B?"]\n')  # no iq_prompts_it: README order
     assert [p.category for p in load_prompt_file(path)["iq"]] == ["math", "logic"]
+    with pytest.raises(PromptFileError, match="has no prompts for task 'dreams'"):
+        prompts_for_task(path, "dreams")
 
 
 @pytest.mark.parametrize("source,message", [
