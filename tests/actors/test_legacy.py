@@ -130,7 +130,7 @@ def test_summarize_reads_an_old_file(old_file, tmp_path, capsys):
 def test_resume_completes_an_old_file_and_keeps_its_fields(old_file, tmp_path, capsys):
     command = [sys.executable, str(ROOT / "scripts" / "launch.py"), *SMALL, "--results-dir", str(old_file.parent),
                "--logs-dir", str(tmp_path / "logs")]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     records = records_of(old_file)
     old, new = records[:4], records[4:]
