@@ -35,16 +35,21 @@ def normalise(record: dict) -> dict:
     missing = [name for name in KEY_FIELDS if name not in record]
     if missing:
         raise ValueError(f"a record of the original pipeline lacks {', '.join(missing)}, which identify a record")
-    base_seed = record.get("seed", ORIGINAL_DEFAULTS["seed"] + record["repeat_index"]) - record["repeat_index"]
+    seed = record["seed"] if record.get("seed") is not None else ORIGINAL_DEFAULTS["seed"] + record["repeat_index"]
+    settings = [_recorded(record, name) for name in ("temperature", "do_sample", "load_4bit")]
     added = {
         "level_value": original_level(record),
         "prompt_category": TASK_CATEGORY.get(record.get("prompt_group")),
         "answer_key": None,
-        "settings_hash": original_settings_hash(base_seed, *(record.get(name, ORIGINAL_DEFAULTS[name])
-                                                             for name in ("temperature", "do_sample", "load_4bit"))),
+        "settings_hash": original_settings_hash(seed - record["repeat_index"], *settings),
         "record_schema": ORIGINAL_SCHEMA,
     }
     return {**record, **{name: value for name, value in added.items() if name not in record}}
+
+
+def _recorded(record: dict, name: str):
+    """A setting as the record has it, or the original pipeline's default when it is missing or null."""
+    return record[name] if record.get(name) is not None else ORIGINAL_DEFAULTS[name]
 
 
 def original_level(record: dict) -> float:

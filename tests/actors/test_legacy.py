@@ -54,6 +54,8 @@ def test_normalise_adds_fields_and_changes_none():
     del current["record_schema"]
     assert normalise(current) is current  # a record of this pipeline is passed through untouched
     assert normalise({"i": 1}) == {"i": 1}  # so is a record of another kind (the store keeps other files too)
+    sparse = {k: v for k, v in original.items() if k not in ("seed", "temperature", "do_sample", "load_4bit")}
+    assert normalise({**sparse, "temperature": None})["settings_hash"] == record["settings_hash"]  # defaults
 
 
 @pytest.mark.parametrize("fields,level", [({"std_dev": 0.35}, 0.35), ({"degrad_level": 76}, 76),
