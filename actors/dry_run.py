@@ -6,6 +6,7 @@ import argparse
 
 import torch
 
+from actors.legacy import ORIGINAL_SCHEMA
 from actors.plan import missing_units, output_path, record_key, total_records, total_units
 from actors.store import read_records
 from configs.experiments import ExperimentConfig
@@ -37,21 +38,23 @@ def sequence_length(config: ExperimentConfig, architecture) -> int:
 def print_plan(config: ExperimentConfig, args: argparse.Namespace) -> int:
     """Print units, prompts, output file and memory per actor; return exit code 0."""
     path = output_path(config, args.results_dir)
-    done = {record_key(r) for r in read_records(path)} if path.exists() else set()
-    units = missing_units(config, done)
+    existing = {record_key(r): r for r in read_records(path)} if path.exists() else {}
+    units = missing_units(config, set(existing))
     device = torch.device("cuda" if args.gpus else "cpu")
     dtype = resolve_dtype(config.dtype, device)
     architecture = model_config(config.model_name)
     batch = min(config.max_batch_size, len(config.prompts))
     estimate = memory.estimate(architecture, dtype, batch, sequence_length(config, architecture))
     lines = [
-        f"experiment      {config.config_name} ({config.prompt_group}, {len(config.prompts)} prompts)",
+        f"experiment      {config.config_name} ({config.prompt_group}, {len(config.prompts)} prompts "
+        f"from {config.prompts_file or 'the built-in set'})",
         f"model           {model_name(config.model_name)} ({type(architecture).__name__}, {str(dtype)[6:]})",
         f"lesion          {config.degradation_method} on {config.param_group_name}, levels {config.levels}",
         f"repetitions     {config.n_rep} (seeds {config.seed}..{config.seed + config.n_rep - 1})",
         f"records         {total_records(config)} in all, {sum(len(u.prompt_ids) for u in units)} missing "
         f"in {len(units)} units",
         f"output          {path}",
+        _existing_line(config, list(existing.values()), sum(len(u.prompt_ids) for u in units)),
         f"actors          {args.gpus * args.actors_per_gpu if args.gpus else args.cpu_actors} "
         f"({'GPU' if args.gpus else 'CPU'})",
         f"memory / actor  {estimate.total / 2**30:.2f} GiB at batch {batch}: weights "
@@ -62,6 +65,14 @@ def print_plan(config: ExperimentConfig, args: argparse.Namespace) -> int:
                  "rep-batching    off on the CPU unless --set reps_per_batch=N")
     print("\n".join(lines))
     return 0
+
+
+def _existing_line(config: ExperimentConfig, records: list[dict], n_missing: int) -> str:
+    """What the output already holds: how many records, how many of the original pipeline, how many count here."""
+    original = sum(r.get("record_schema") == ORIGINAL_SCHEMA for r in records)
+    counted = total_records(config) - n_missing
+    return (f"in the file     {len(records)} records ({original} of the original pipeline); {counted} are of this "
+            f"plan, {len(records) - counted} of other prompts, levels or settings (kept, not counted)")
 
 
 def _rep_line(config: ExperimentConfig, architecture, dtype, batch: int, estimate) -> str:

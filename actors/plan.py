@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from actors.legacy import original_settings_hash
 from configs.experiments import ExperimentConfig
 from degrader.models import model_name, model_name_clean
 
@@ -30,8 +31,12 @@ def output_path(config: ExperimentConfig, results_dir: Path) -> Path:
 
 
 def level_key(level: float) -> str:
-    """A level as it appears in keys: integers without a decimal point, floats by repr."""
-    return str(int(level)) if float(level).is_integer() else repr(float(level))
+    """A level as it appears in keys: integers without a decimal point, floats by repr to 12 digits.
+
+    12 significant digits, so that a level computed another way (the original pipeline's 0.35 and
+    this one's 0.35000000000000003) is the same level.
+    """
+    return str(int(level)) if float(level).is_integer() else repr(float(f"{float(level):.12g}"))
 
 
 def record_key(record: dict) -> str:
@@ -41,20 +46,33 @@ def record_key(record: dict) -> str:
     return "\x1f".join(map(str, parts))
 
 
-def planned_key(config: ExperimentConfig, level: float, repeat_index: int, prompt_text: str) -> str:
-    """The key that the record of (level, repetition, prompt) will have."""
+def planned_key(config: ExperimentConfig, level: float, repeat_index: int, prompt_text: str,
+                settings_hash: str | None = None) -> str:
+    """The key that the record of (level, repetition, prompt) will have (`settings_hash`: another one)."""
     return record_key({"param_group_name": config.param_group_name, "degradation_method": config.degradation_method,
                        "level_value": level, "repeat_index": repeat_index, "prompt_text": prompt_text,
-                       "model_name": model_name(config.model_name), "settings_hash": config.result_hash()})
+                       "model_name": model_name(config.model_name),
+                       "settings_hash": settings_hash or config.result_hash()})
+
+
+def original_hash(config: ExperimentConfig) -> str:
+    """The settings_hash that records of the original pipeline made with this config's settings carry."""
+    return original_settings_hash(config.seed, config.temperature, config.do_sample, config.load_in_4bit)
+
+
+def is_done(config: ExperimentConfig, level: float, repeat_index: int, prompt_text: str, done_keys: set[str]) -> bool:
+    """A record of this config, or one of the original pipeline with the settings it recorded, exists."""
+    return any(planned_key(config, level, repeat_index, prompt_text, settings) in done_keys
+               for settings in (config.result_hash(), original_hash(config)))
 
 
 def missing_units(config: ExperimentConfig, done_keys: set[str]) -> list[Unit]:
-    """Every (level, repetition) with at least one prompt whose record is not in `done_keys`."""
+    """Every (level, repetition) with at least one prompt that is not done (see `is_done`)."""
     units = []
     for level in config.levels:
         for repeat_index in range(config.n_rep):
             missing = tuple(i for i, prompt in enumerate(config.prompts)
-                            if planned_key(config, level, repeat_index, prompt.text) not in done_keys)
+                            if not is_done(config, level, repeat_index, prompt.text, done_keys))
             if missing:
                 units.append(Unit(level, repeat_index, missing))
     return units

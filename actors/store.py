@@ -6,6 +6,8 @@ into a temporary file, fsyncs it and `os.replace`s the output, so the file at th
 always complete, valid JSON; the journal is emptied afterwards. A crash at any instant loses no
 flushed record: on start the output and the journal are merged and de-duplicated by record key.
 Only one process may hold the store of an output (an flock on `<output>.lock`).
+Records of the original thesis pipeline are normalised as they are read (actors/legacy.py): fields
+are added, none changed, so the next compaction keeps every original field.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import socket
 import time
 from pathlib import Path
 from typing import Callable, Iterable
+
+from actors.legacy import normalise
 
 Record = dict
 KeyFn = Callable[[Record], str]
@@ -58,8 +62,7 @@ class ResultStore:
         return moved
 
     def _load(self) -> None:
-        existing = _read_output(self.path) + _read_journal(self.journal)
-        self._accept(existing)
+        self._accept(read_records(self.path))
         if self.journal.exists() and self.journal.stat().st_size:
             self.compact()
 
@@ -173,7 +176,22 @@ def _fsync_directory(folder: Path) -> None:
         os.close(directory)
 
 
+def _normalised(path: Path, records: list[Record]) -> list[Record]:
+    """Records with those of the original pipeline normalised; one that cannot be is an error naming it."""
+    normalised = []
+    for index, record in enumerate(records):
+        try:
+            normalised.append(normalise(record))
+        except ValueError as error:
+            raise CorruptOutputError(f"{path}, record {index}: {error}; the file was left untouched") from None
+    return normalised
+
+
 def read_records(path: Path) -> list[Record]:
-    """Every record of an output and its journal, read-only and without the lock (dry runs, reports)."""
+    """Every record of an output and its journal, read-only and without the lock (dry runs, reports).
+
+    Records of the original pipeline come back normalised (actors/legacy.py); the file is not changed.
+    """
     path = Path(path)
-    return _read_output(path) + _read_journal(path.with_name(path.name + ".journal"))
+    journal = path.with_name(path.name + ".journal")
+    return _normalised(path, _read_output(path)) + _normalised(journal, _read_journal(journal))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from configs.prompts import TASK_PROMPTS, Prompt
+from configs.prompts import TASK_PROMPTS, Prompt, PromptFileError, prompts_for_task
 from degrader.groups import parse_group
 from degrader.methods import METHODS, get_method
 from degrader.schedules import levels_for
@@ -55,15 +55,20 @@ class ExperimentConfig:
     perplexity_text: str = "The quick brown fox jumps over the lazy dog."
     name_suffix: str = ""
     max_prompts: int | None = None  # run only the first N prompts (quick runs)
+    # --prompts: a TOML/JSON prompt set or the thesis's configs/prompts.py (docs/prompts.md); None = built-in set.
+    # Not in result_hash: records are keyed by prompt text, and a prompt's picture is in image_filename.
+    prompts_file: str | None = None
+    # the prompts, read once here, so that actors on other nodes never need the file
+    _prompt_set: tuple[Prompt, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for check in (_check_names, _check_numbers, _check_levels, _check_image):
+        for check in (_check_names, _load_prompts, _check_numbers, _check_levels, _check_image):
             check(self)
 
     @property
     def prompts(self) -> tuple[Prompt, ...]:
-        """The prompts that run (the first max_prompts of the task)."""
-        return TASK_PROMPTS[self.prompt_group][: self.max_prompts]
+        """The prompts that run (the first max_prompts of the task's set)."""
+        return self._prompt_set[: self.max_prompts]
 
     @property
     def levels(self) -> list[float]:
@@ -96,6 +101,30 @@ def _check_names(config: ExperimentConfig) -> None:
         raise ValueError("model_variant must be 'it' and restore_strategy 'subset_in_memory' (the only ones built)")
     if config.dtype not in DTYPE_NAMES:
         raise ValueError(f"dtype {config.dtype!r} is unknown; use one of {DTYPE_NAMES}")
+
+
+def _load_prompts(config: ExperimentConfig) -> None:
+    """Read the prompt set (built-in or --prompts); a picture named by its prompts replaces the config's."""
+    if config.prompts_file is None:
+        config._prompt_set = TASK_PROMPTS[config.prompt_group]
+        return
+    try:
+        config._prompt_set = prompts_for_task(config.prompts_file, config.prompt_group)
+    except PromptFileError as error:
+        raise ValueError(f"--prompts: {error}") from None
+    images = {prompt.image for prompt in config._prompt_set}
+    if images == {None}:
+        return
+    if len(images) > 1:  # the worker shows one picture to a whole batch
+        raise ValueError(f"--prompts: {config.prompts_file} names several pictures ({', '.join(map(str, images))}); "
+                         "every prompt of a set must name the same picture, or none")
+    if not config.image_enabled:
+        raise ValueError(f"--prompts: {config.prompts_file} shows the picture {images.pop()} but image_enabled is "
+                         "false; --set image_enabled=true, or remove the prompts' image")
+    config.image_filename = images.pop()
+    if not config.image_path.is_file():
+        raise ValueError(f"--prompts: the picture {config.image_path} named by {config.prompts_file} does not exist; "
+                         f"name a file in {IMAGES_DIR} or an absolute path")
 
 
 def _check_numbers(config: ExperimentConfig) -> None:
@@ -161,7 +190,7 @@ def _parse_value(name: str, annotation: str, text: str):
 
 def apply_overrides(config: ExperimentConfig, assignments: list[str]) -> ExperimentConfig:
     """A validated copy of `config` with FIELD=VALUE assignments, each typed by its field."""
-    fields = {f.name: str(f.type) for f in dataclasses.fields(ExperimentConfig)}
+    fields = {f.name: str(f.type) for f in dataclasses.fields(ExperimentConfig) if f.init}
     changes = {}
     for assignment in assignments:
         name, sep, text = assignment.partition("=")

@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a config field (repeatable), e.g. --set n_rep=2 --set degradation_method=ablation")
     parser.add_argument("--max-prompts", type=int, help="run only the first N prompts (quick runs)")
+    parser.add_argument("--prompts", metavar="FILE",
+                        help="run this prompt set instead of the built-in one: TOML/JSON (docs/prompts.md) or the "
+                             "thesis's configs/prompts.py (read, never executed); a config takes its own task's prompts")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "results", help="where output JSON files go")
     parser.add_argument("--logs-dir", type=Path, default=ROOT / "logs", help="where run logs go")
     parser.add_argument("--force", action="store_true",
@@ -60,7 +63,7 @@ def build_configs(args: argparse.Namespace) -> list:
 
 
 def build_config(args: argparse.Namespace, name: str, variant: str | None):
-    """The config of task `name` (with a sweep variant), --model, --max-prompts and --set applied, validated."""
+    """The config of task `name` (with a sweep variant), --model, --max-prompts, --prompts and --set applied, validated."""
     config = get_config(name)
     if variant:
         config = apply_variant(config, variant)
@@ -69,6 +72,8 @@ def build_config(args: argparse.Namespace, name: str, variant: str | None):
         overrides.append(f"model_name={args.model}")
     if args.max_prompts is not None:
         overrides.append(f"max_prompts={args.max_prompts}")
+    if args.prompts:
+        overrides.append(f"prompts_file={args.prompts}")
     config = apply_overrides(config, overrides)
     check_spec(config.model_name)
     if config.image_enabled and takes_images(config.model_name) is False:
