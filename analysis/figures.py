@@ -55,6 +55,7 @@ def level_axis(axes, method: str) -> None:
     if spec.schedule == "geometric":
         axes.set_xscale("log", base=2)
         axes.invert_xaxis()
+        axes.xaxis.set_major_formatter(lambda value, _: f"{value:g}")  # 1024 rather than 2^10
         axes.set_xlabel(f"{spec.level_name} (log2; fewer = more damage)")
     else:
         axes.set_xlabel(spec.level_name)
@@ -119,7 +120,7 @@ def normalised_figure(levels: pd.DataFrame, plt):
     axes.axhline(THRESHOLD_D, color="C3", linestyle=":", linewidth=1.5)
     axes.axhline(0, color="0.4", linewidth=0.8)
     axes.set_yscale("symlog", linthresh=1)
-    axes.yaxis.set_major_formatter(plt.FuncFormatter(lambda value, _: f"{value:g}"))
+    axes.yaxis.set_major_formatter(lambda value, _: f"{value:g}")
     level_axis(axes, levels["degradation_method"].iloc[0])
     axes.set_ylabel("Cohen's d vs control\n+ = toward unhealthy (|d| without a direction)")
     first = levels.iloc[0]
