@@ -25,6 +25,7 @@ METHODS = (
     "the unhealthy direction (two-sided without one); p-values are not corrected for multiple comparisons."
 )
 
+FOLDED_ROWS = 40  # a table longer than this is folded (<details>) in the page
 STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
          "table{border-collapse:collapse;font-size:12px;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 6px}"
          "th{background:#f2f2f2}img{max-width:100%}.note{color:#a40}")
@@ -39,6 +40,8 @@ def png_tag(path: Path, alt: str) -> str:
 def table_html(title: str, table: pd.DataFrame) -> str:
     """A titled HTML table (values escaped, floats to 4 significant digits)."""
     body = table.to_html(na_rep="", float_format=lambda v: f"{v:.4g}", escape=True, border=0)
+    if len(table) > FOLDED_ROWS:  # long per-level tables stay one click away from the overview
+        body = f"<details><summary>{len(table)} rows</summary>\n{body}</details>"
     return f"<h2>{html.escape(title)}</h2>\n{body}"
 
 

@@ -74,7 +74,9 @@ def long_values(frame: pd.DataFrame, metrics: list[str] | None = None) -> pd.Dat
     long = frame.melt(id_vars=ids, value_vars=names, var_name="metric", value_name="value")
     long["value"] = pd.to_numeric(long["value"], errors="coerce")
     long = long.dropna(subset=["value"])
-    long["damage"] = [damage_coordinate(m, lv) for m, lv in zip(long["degradation_method"], long["level_value"])]
+    pairs = long[["degradation_method", "level_value"]].drop_duplicates()
+    damage = {(m, lv): damage_coordinate(m, lv) for m, lv in pairs.itertuples(index=False)}
+    long["damage"] = [damage[pair] for pair in zip(long["degradation_method"], long["level_value"])]
     return long.reset_index(drop=True)
 
 
@@ -171,21 +173,22 @@ def threshold(method: str, levels: list[float], effects: list[float]) -> tuple[f
 
     `levels` in damage order, the control first (its effect is 0). Between the bracketing levels the
     damage coordinate is interpolated linearly (log2(N) for uni_quant); from uni_quant's control no
-    interpolation is possible, so a crossing there is reported at the first quantised level.
+    interpolation is possible, so a crossing there is reported at the first quantised level; NaN
+    effects (too few values) are skipped.
     """
     previous = None
     for level, effect in zip(levels, effects):
         if math.isnan(effect):
             continue
-        if effect >= THRESHOLD_D and previous is not None:
-            return _interpolate(method, previous, (level, effect))
+        if effect >= THRESHOLD_D:  # no level below it to interpolate from: reached at or before this one
+            return _interpolate(method, previous, (level, effect)) if previous else (level, "at or before this level")
         previous = (level, effect)
     return math.nan, "not reached"
 
 
 def _interpolate(method: str, before: tuple[float, float], after: tuple[float, float]) -> tuple[float, str]:
     x0, x1 = damage_coordinate(method, before[0]), damage_coordinate(method, after[0])
-    if math.isinf(x0) or math.isinf(after[1]):  # uni_quant's control, or complete separation at `after`
+    if math.isinf(x0) or not math.isfinite(before[1] + after[1]):  # uni_quant's control, or complete separation
         return after[0], "at or before this level"
     fraction = (THRESHOLD_D - before[1]) / (after[1] - before[1])
     return level_at(method, x0 + fraction * (x1 - x0)), "interpolated"

@@ -35,6 +35,7 @@ def test_summarize_writes_tables_figures_and_one_self_contained_html(tmp_path, c
     page = (out / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(images) == 4 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    assert page.count("<details><summary>") == 1  # level_stats (45 rows) folded, the overview tables not
     assert "<h2>Methods</h2>" in page and "Cohen&#x27;s d" in page and page.count("<table") == len(TABLES)
     assert "| metric | iq mult_gauss attn_only |" in capsys.readouterr().out
 

@@ -96,6 +96,9 @@ def test_uni_quant_damage_order_and_log2_interpolation():
     assert threshold("uni_quant", [0, 64, 16, 4], [0.0, 0.4, 1.2, 3.0]) == (pytest.approx(32), "interpolated")
     # reached at the first quantised level: the control has no log2 N to interpolate from
     assert threshold("uni_quant", [0, 1024, 64], [0.0, 2.0, 3.0]) == (1024, "at or before this level")
+    # a control without an effect size (one repetition): nothing below the crossing to interpolate from
+    assert threshold("mult_gauss", [0.0, 0.5, 1.0], [math.nan, 1.0, 2.0]) == (0.5, "at or before this level")
+    assert threshold("mult_gauss", [0.0, 0.5, 1.0], [0.0, 0.4, math.inf]) == (1.0, "at or before this level")
     assert threshold("ablation", [0.0, 0.2, 0.4], [0.0, 0.2, 0.5]) == (pytest.approx(float("nan"), nan_ok=True),
                                                                         "not reached")
 
