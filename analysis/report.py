@@ -10,6 +10,7 @@ import pandas as pd
 
 from analysis import figures, html_report
 from analysis.statistics import (
+    few_repetitions,
     level_stats,
     spearman_table,
     trend_stats,
@@ -29,6 +30,7 @@ class Written:
     tables: list[Path] = field(default_factory=list)  # CSV and Markdown files
     figures: list[Path] = field(default_factory=list)
     html: Path | None = None
+    notes: list[str] = field(default_factory=list)  # the notes every output carries (partial files, cautions)
     hints: list[str] = field(default_factory=list)  # what the user can do to get more (install matplotlib)
 
 
@@ -75,7 +77,8 @@ def write_report(frame: pd.DataFrame, folder: Path, notes: list[str] = (), extra
     folder.mkdir(parents=True, exist_ok=True)
     tables, levels, trends = statistics_tables(frame, seed, n_resamples, d_unit)
     tables += list(extra_tables)
-    written = Written()
+    notes = [*notes, *filter(None, [few_repetitions(levels)])]
+    written = Written(notes=notes)
     for title, table in tables:
         written.tables += write_table(table, folder, figures.slug(title.split(":")[0]), list(notes))
     drawn = figures.write_figures(levels, trends, folder)

@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 VARIANT = ("model_name", "prompt_group", "degradation_method", "param_group_name")
 CONTROL_LEVEL = 0.0
 THRESHOLD_D = 0.8  # Cohen's "large" effect, the thesis's breaking point
+MIN_REPETITIONS = 5  # below this, the report warns that intervals and effect sizes are unreliable
 D_UNITS = ("repetition", "record")  # what enters Cohen's d: repetition means (default) or single records
 
 
@@ -245,8 +246,11 @@ def threshold_cell(row: pd.Series | dict) -> str:
 
 
 def vulnerability_table(trends: pd.DataFrame) -> pd.DataFrame:
-    """Metrics as rows, variants as columns, the d >= 0.8 threshold level in each cell (the thesis's table)."""
-    labelled = _labelled(trends).assign(cell=lambda t: [threshold_cell(row) for _, row in t.iterrows()])
+    """Metrics as rows, variants (with their level's unit) as columns, the d >= 0.8 threshold level in each cell."""
+    labelled = _labelled(trends)
+    units = [get_method(method).level_name for method in labelled["degradation_method"]]
+    labelled = labelled.assign(variant=[f"{v} ({u})" for v, u in zip(labelled["variant"], units)],
+                               cell=[threshold_cell(row) for _, row in labelled.iterrows()])
     table = labelled.pivot_table(index="metric", columns="variant", values="cell", aggfunc="first", sort=False)
     return table.fillna("n/a").rename_axis(columns=None)
 
@@ -256,3 +260,12 @@ def spearman_table(trends: pd.DataFrame) -> pd.DataFrame:
     table = _labelled(trends).pivot_table(index="metric", columns="variant", values="spearman_p", aggfunc="first",
                                           sort=False, dropna=False)
     return table.rename_axis(columns=None)
+
+
+def few_repetitions(levels: pd.DataFrame, enough: int = MIN_REPETITIONS) -> str | None:
+    """A warning when some level has fewer repetitions than `enough`: its intervals and d are unreliable."""
+    fewest = int(levels["n_repetitions"].min()) if len(levels) else 0
+    if fewest >= enough:
+        return None
+    return (f"some levels have only {fewest} repetition(s): their intervals are too narrow and their Cohen's d "
+            f"unstable; thresholds and tests need at least {enough} (the thesis used 10)")

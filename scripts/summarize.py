@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     written = write_report(frame, args.out, notes, extra_tables(records, frame), seed=args.seed,
                            n_resamples=args.resamples, d_unit=args.d_unit)
     print((args.out / "vulnerability.md").read_text(encoding="utf-8"))
-    for line in [*notes, *written.hints]:
+    for line in [*written.notes, *written.hints]:
         print(line)
     print(f"{len(records)} records -> {args.out}: {len(written.tables)} table files, {len(written.figures)} "
           f"figures, {written.html.name}")

@@ -112,7 +112,7 @@ def test_uni_quant_frame_is_ordered_by_damage_and_tabled():
     assert list(levels["level_value"]) == [0, 1024, 256, 64, 16]
     trends = trend_stats(frame, levels)
     assert 64 < trends["threshold"].iloc[0] < 256
-    cell = vulnerability_table(trends).loc["repetition", "dreams uni_quant attn_only"]
+    cell = vulnerability_table(trends).loc["repetition", "dreams uni_quant attn_only (N values)"]
     assert cell == f"{trends['threshold'].iloc[0]:.3g}"
     assert spearman_table(trends).loc["repetition", "dreams uni_quant attn_only"] < 0.001
 
