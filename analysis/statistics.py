@@ -73,7 +73,7 @@ def long_values(frame: pd.DataFrame, metrics: list[str] | None = None) -> pd.Dat
     frame = frame.fillna({column: "" for column in VARIANT})  # a record without a field still has a variant
     ids = [*VARIANT, "level_value", "repeat_index", "prompt_id"]
     long = frame.melt(id_vars=ids, value_vars=names, var_name="metric", value_name="value")
-    long["value"] = pd.to_numeric(long["value"], errors="coerce")
+    long["value"] = pd.to_numeric(long["value"], errors="coerce").astype(float)  # booleans (right/wrong) too
     long = long.dropna(subset=["value"])
     pairs = long[["degradation_method", "level_value"]].drop_duplicates()
     damage = {(m, lv): damage_coordinate(m, lv) for m, lv in pairs.itertuples(index=False)}

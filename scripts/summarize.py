@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no such results file: {', '.join(missing)}", file=sys.stderr)
         return 2
     records, notes = load(args.results)
+    if not records:
+        print(f"error: no records yet in {', '.join(map(str, args.results))}", file=sys.stderr)
+        return 2
     frame = per_record_frame(records)
     written = write_report(frame, args.out, notes, extra_tables(records, frame), seed=args.seed,
                            n_resamples=args.resamples, d_unit=args.d_unit)

@@ -69,3 +69,9 @@ def test_extra_tables_and_partial_notes_reach_every_output(tmp_path):
 def test_markdown_escapes_pipes_and_keeps_the_index():
     table = pd.DataFrame({"variant a": ["0.3", "a|b"]}, index=pd.Index(["tokens", "x"], name="metric"))
     assert markdown(table).splitlines() == ["| metric | variant a |", "|---|---|", "| tokens | 0.3 |", "| x | a\\|b |"]
+
+
+def test_files_without_records_are_a_clear_error(tmp_path, capsys):
+    (tmp_path / "out.json").write_text("[]")
+    assert summarize_main([str(tmp_path / "out.json"), "--out", str(tmp_path / "summary")]) == 2
+    assert "no records yet" in capsys.readouterr().err and not (tmp_path / "summary").exists()
