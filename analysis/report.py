@@ -1,77 +1,91 @@
-"""Writing a summary: CSV, a Markdown table, and PNG plots of each metric against the level."""
+"""Writing a report: every table as CSV and Markdown, the figures as PNG, and one self-contained HTML file."""
 
 from __future__ import annotations
 
-import csv
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis.summary import METRICS
+import pandas as pd
+
+from analysis import figures, html_report
+from analysis.statistics import (
+    few_repetitions,
+    level_stats,
+    spearman_table,
+    trend_stats,
+    vulnerability_table,
+)
+from analysis.summary import summarize
+
+logger = logging.getLogger(__name__)
+
+Table = tuple[str, pd.DataFrame]  # (title, table): what the report shows, in order
 
 
-def columns(rows: list[dict]) -> list[str]:
-    """Every column of the rows, in first-seen order."""
-    names: list[str] = []
-    for row in rows:
-        names += [name for name in row if name not in names]
-    return names
+@dataclass
+class Written:
+    """What write_report wrote."""
+
+    tables: list[Path] = field(default_factory=list)  # CSV and Markdown files
+    figures: list[Path] = field(default_factory=list)
+    html: Path | None = None
+    notes: list[str] = field(default_factory=list)  # the notes every output carries (partial files, cautions)
+    hints: list[str] = field(default_factory=list)  # what the user can do to get more (install matplotlib)
 
 
 def _cell(value) -> str:
-    if value is None:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value).replace("|", "\\|")
 
 
-def write_csv(rows: list[dict], path: Path) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns(rows))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def markdown(rows: list[dict], notes: list[str]) -> str:
-    """A Markdown table of the rows, preceded by the notes (partial files)."""
-    names = [n for n in columns(rows) if not n.endswith("_spread")]
+def markdown(table: pd.DataFrame, notes: list[str] = ()) -> str:
+    """A Markdown table (the index as the first columns when it is named), preceded by the notes."""
+    flat = table.reset_index() if any(table.index.names) else table
+    names = [str(n) for n in flat.columns]
     lines = [f"> {note}" for note in notes] + ([""] if notes else [])
     lines += ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    lines += ["| " + " | ".join(_cell(row.get(n)) for n in names) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in flat.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict], folder: Path) -> list[Path]:
-    """One PNG per metric (and accuracy): the metric against the level, with the spread over repetitions."""
-    try:
-        import matplotlib
+def write_table(table: pd.DataFrame, folder: Path, name: str, notes: list[str] = ()) -> list[Path]:
+    """`name`.csv and `name`.md in `folder`."""
+    csv_path, md_path = folder / f"{name}.csv", folder / f"{name}.md"
+    table.to_csv(csv_path, index=any(table.index.names))
+    md_path.write_text(markdown(table, notes), encoding="utf-8")
+    return [csv_path, md_path]
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return []
-    written = []
-    metrics = list(METRICS) + [n for n in columns(rows) if n.startswith("accuracy_") and not n.endswith("_spread")]
-    for metric in metrics:
-        series = _series(rows, metric)
-        if not series:
-            continue
-        figure, axes = plt.subplots(figsize=(6, 4))
-        for label, points in series.items():
-            levels, means, spreads = zip(*points)
-            axes.errorbar(levels, means, yerr=spreads, marker="o", capsize=3, label=label)
-        axes.set_xlabel("level")
-        axes.set_ylabel(metric)
-        axes.legend(fontsize=8)
-        figure.tight_layout()
-        written.append(folder / f"{metric}.png")
-        figure.savefig(written[-1], dpi=100)
-        plt.close(figure)
+
+def statistics_tables(frame: pd.DataFrame, seed: int = 0, n_resamples: int = 9999,
+                      d_unit: str = "repetition") -> tuple[list[Table], pd.DataFrame, pd.DataFrame]:
+    """The standard tables of a per-record frame, and the per-level and per-metric statistics behind them."""
+    levels = level_stats(frame, seed=seed, n_resamples=n_resamples, d_unit=d_unit)
+    trends = trend_stats(frame, levels)
+    tables = [("vulnerability: level where Cohen's d first reaches 0.8", vulnerability_table(trends)),
+              ("spearman: one-sided p of the metric against damage", spearman_table(trends)),
+              ("summary: mean per level (mean of repetition means)", summarize(frame)),
+              ("level_stats: mean, 95 % interval, n, Cohen's d per level", levels),
+              ("trends: threshold and Spearman per metric", trends)]
+    return tables, levels, trends
+
+
+def write_report(frame: pd.DataFrame, folder: Path, notes: list[str] = (), extra_tables: list[Table] = (),
+                 seed: int = 0, n_resamples: int = 9999, d_unit: str = "repetition") -> Written:
+    """Every table (standard, then `extra_tables`) as CSV + Markdown, the figures, and report.html."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tables, levels, trends = statistics_tables(frame, seed, n_resamples, d_unit)
+    tables += list(extra_tables)
+    notes = [*notes, *filter(None, [few_repetitions(levels)])]
+    written = Written(notes=notes)
+    for title, table in tables:
+        written.tables += write_table(table, folder, figures.slug(title.split(":")[0]), list(notes))
+    drawn = figures.write_figures(levels, trends, folder)
+    written.figures = [path for _, path in drawn]
+    if figures.pyplot() is None:
+        written.hints.append(figures.INSTALL_HINT)
+    page = html_report.render("Degradation report", list(notes), tables, drawn, d_unit, written.hints)
+    written.html = folder / "report.html"
+    written.html.write_text(page, encoding="utf-8")
     return written
-
-
-def _series(rows: list[dict], metric: str) -> dict[str, list[tuple]]:
-    series: dict[str, list[tuple]] = {}
-    for row in rows:
-        if row.get(metric) is not None:
-            spread = row.get(f"{metric}_spread") or 0.0
-            label = f"{row['task']} {row['method']} {row['group']}"
-            series.setdefault(label, []).append((row["level"], row[metric], spread))
-    return {label: sorted(points) for label, points in series.items()}

@@ -1,16 +1,19 @@
-"""Summary of result files per (method, group, level): text metrics, perplexity, IQ accuracy."""
+"""Loading result files, and the overview table: per (variant, level), each metric's mean over repetitions."""
 
 from __future__ import annotations
 
-import statistics
-from collections import defaultdict
 from pathlib import Path
+
+import pandas as pd
 
 from actors.plan import record_key
 from actors.store import read_records
-from analysis.metrics import distinct, is_correct, repetition
-
-METRICS = ("tokens", "empty_rate", "distinct_1", "distinct_2", "repetition", "perplexity")
+from analysis.statistics import (
+    VARIANT,
+    damage_coordinate,
+    long_values,
+    repetition_means,
+)
 
 
 def load(paths: list[Path]) -> tuple[list[dict], list[str]]:
@@ -26,57 +29,29 @@ def load(paths: list[Path]) -> tuple[list[dict], list[str]]:
     return records, notes
 
 
-def record_metrics(record: dict) -> dict[str, float | None]:
-    """The metrics of one record."""
-    text = record.get("output", "")
-    return {"tokens": record.get("tokens"), "empty_rate": float(not text.strip()), "distinct_1": distinct(text, 1),
-            "distinct_2": distinct(text, 2), "repetition": repetition(text), "perplexity": record.get("perplexity")}
+def summarize(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (variant, level): n records, n repetitions, and each metric's mean of repetition means.
+
+    A metric is averaged over the prompts of a repetition first (the repetition is the unit), then over
+    repetitions; a metric that applies to none of a level's records is empty there.
+    """
+    design = [*VARIANT, "level_value"]
+    frame = frame.fillna({column: "" for column in VARIANT})
+    counts = frame.groupby(design, sort=False, dropna=False).agg(n=("key", "size"),
+                                                                  repetitions=("repeat_index", "nunique"))
+    reps = repetition_means(long_values(frame))
+    means = reps.groupby([*design, "metric"], sort=False, dropna=False)["mean"].mean().unstack("metric")
+    order = [name for name in frame.columns if name in means.columns]
+    table = counts.join(means[order]).reset_index()
+    return table.sort_values([*VARIANT, "level_value"], key=_damage_key(table), kind="stable").reset_index(drop=True)
 
 
-def _mean_and_spread(values: list[float]) -> tuple[float | None, float | None]:
-    present = [v for v in values if v is not None]
-    if not present:
-        return None, None
-    return statistics.fmean(present), statistics.pstdev(present) if len(present) > 1 else 0.0
+def _damage_key(table: pd.DataFrame):
+    """Sort key: the design fields as text, the level by its damage (uni_quant's control first, then N falling)."""
+    def key(column: pd.Series) -> pd.Series:
+        if column.name != "level_value":
+            return column.astype(str)
+        return pd.Series([damage_coordinate(m, lv) for m, lv in zip(table["degradation_method"], column)],
+                         index=column.index)
 
-
-def summarize(records: list[dict]) -> list[dict]:
-    """One row per (method, group, level): n, mean and spread over repetitions of each metric, accuracy."""
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for record in records:
-        key = (record["model_name"], record.get("prompt_group", ""), record.get("settings_hash", ""),
-               record["degradation_method"], record["param_group_name"], record["level_value"])
-        groups[key].append(record)
-    return [_row(key, rows) for key, rows in sorted(groups.items(), key=lambda item: tuple(map(str, item[0][:5])) + (item[0][5],))]
-
-
-def _row(key: tuple, records: list[dict]) -> dict:
-    model, task, settings, method, group, level = key
-    row = {"model": model, "task": task, "settings": settings, "method": method, "group": group, "level": level,
-           "n": len(records),
-           "repetitions": len({r["repeat_index"] for r in records})}
-    repetitions = _by_repetition(records)
-    per_rep = {rep: [record_metrics(r) for r in rs] for rep, rs in repetitions.items()}
-    for metric in METRICS:
-        rep_means = [_mean_and_spread([m[metric] for m in ms])[0] for ms in per_rep.values()]
-        row[metric], row[f"{metric}_spread"] = _mean_and_spread(rep_means)
-    by_rep = [accuracy(rep_records) for rep_records in repetitions.values()]
-    for name in sorted({name for scores in by_rep for name in scores}):
-        row[name], row[f"{name}_spread"] = _mean_and_spread([scores.get(name) for scores in by_rep])
-    return row
-
-
-def _by_repetition(records: list[dict]) -> dict[int, list[dict]]:
-    grouped: dict[int, list[dict]] = defaultdict(list)
-    for record in records:
-        grouped[record["repeat_index"]].append(record)
-    return grouped
-
-
-def accuracy(records: list[dict]) -> dict[str, float]:
-    """accuracy_<category> over the records that carry an answer key."""
-    scored: dict[str, list[bool]] = defaultdict(list)
-    for record in records:
-        if record.get("answer_key"):
-            scored[record["prompt_category"]].append(is_correct(record["output"], record["answer_key"]))
-    return {f"accuracy_{category}": sum(v) / len(v) for category, v in sorted(scored.items())}
+    return key

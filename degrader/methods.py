@@ -44,8 +44,9 @@ def _probability(name: str) -> ValidateFn:
 
 
 def _validate_n_values(level: float) -> None:
-    if not (float(level).is_integer() and level >= 2):
-        raise ValueError(f"uni_quant level (number of values N) must be an integer >= 2, got {level!r}")
+    if not (float(level).is_integer() and (level >= 2 or level == 0)):
+        raise ValueError(f"uni_quant level (number of values N) must be an integer >= 2, or 0 for no "
+                         f"quantisation (the control), got {level!r}")
 
 
 def mult_gauss(weight: torch.Tensor, level: float, generator: torch.Generator) -> None:
@@ -65,8 +66,10 @@ def ablation(weight: torch.Tensor, level: float, generator: torch.Generator) -> 
 
 
 def uni_quant(weight: torch.Tensor, level: float, generator: torch.Generator) -> None:
-    """W <- lo + round((W - lo) / step) * step, step = (hi - lo) / (N - 1): N evenly spaced values."""
+    """W <- lo + round((W - lo) / step) * step, step = (hi - lo) / (N - 1): N evenly spaced values; N = 0: W."""
     del generator  # deterministic: the same for every repetition
+    if level == 0:  # the control level: unquantised weights
+        return
     values = weight.float()
     low, high = values.min(), values.max()
     step = (high - low) / (int(level) - 1)

@@ -18,7 +18,10 @@ def linear_levels(min_deg: float, max_deg: float, steps: int) -> list[float]:
 
 
 def geometric_levels(min_deg: float, max_deg: float, steps: int) -> list[int]:
-    """levels = round(geomspace(max, min, steps)), de-duplicated, descending (fine to coarse)."""
+    """levels = [0, *round(geomspace(max, min, steps))], de-duplicated, descending (fine to coarse) after the 0.
+
+    Level 0 is the undamaged control (no quantisation), as linear schedules start at sigma or p = 0.
+    """
     rounded = [int(round(v)) for v in np.geomspace(max_deg, min_deg, steps)]
     levels = sorted(set(rounded), reverse=True)
     if len(levels) < steps:
@@ -26,7 +29,7 @@ def geometric_levels(min_deg: float, max_deg: float, steps: int) -> list[int]:
             "uni_quant schedule %s..%s in %d steps has only %d distinct integer levels after rounding: %s",
             max_deg, min_deg, steps, len(levels), levels,
         )
-    return levels
+    return [0, *levels]
 
 
 def levels_for(method_name: str, min_deg: float, max_deg: float, steps: int) -> list[float]:
@@ -39,5 +42,7 @@ def levels_for(method_name: str, min_deg: float, max_deg: float, steps: int) -> 
     for bound in (min_deg, max_deg):
         method.validate(bound)
     if method.schedule == "geometric":
+        if min_deg <= 0:  # geomspace cannot reach 0; the control level 0 comes with every schedule
+            raise ValueError(f"{method_name} min_deg must be > 0 (the control level 0 is added anyway), got {min_deg}")
         return geometric_levels(min_deg, max_deg, steps)
     return linear_levels(min_deg, max_deg, steps)

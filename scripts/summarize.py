@@ -1,7 +1,9 @@
 """Summarize result files: python scripts/summarize.py RESULTS.json [MORE.json ...] [--out FOLDER]
 
-Writes summary.csv, summary.md and one PNG per metric (with the `analysis` extra: matplotlib) into
-FOLDER (default: results/summary). Works on runs in progress and says so.
+Writes into FOLDER (default: results/summary) the tables as CSV and Markdown (vulnerability: the level
+where Cohen's d first reaches 0.8; spearman: the trend test; summary and level_stats: per-level means,
+95 % intervals and effect sizes; trends), one PNG per variant and per lesion (with the `analysis` extra:
+matplotlib), and report.html, one self-contained file with all of it. Works on runs in progress and says so.
 """
 
 from __future__ import annotations
@@ -13,28 +15,55 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis.report import markdown, plot, write_csv  # noqa: E402
-from analysis.summary import load, summarize  # noqa: E402
+import pandas as pd
+
+import analysis.metrics  # noqa: F401  (registers the text metrics)
+from analysis.report import Table, write_report
+from analysis.statistics import D_UNITS
+from analysis.summary import load
+from analysis.table import metrics_frame
 
 
-def main(argv: list[str] | None = None) -> int:
+def per_record_frame(records: list[dict]) -> pd.DataFrame:
+    """The per-record metrics frame every table and figure comes from (the one call to swap for a cached store)."""
+    return metrics_frame(records)
+
+
+def extra_tables(records: list[dict], frame: pd.DataFrame) -> list[Table]:
+    """Tables the report shows after the standard ones, as (title, DataFrame); none yet."""
+    del records, frame
+    return []
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="+", type=Path, help="output JSON files of the launcher")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "summary", help="folder for the summary")
-    args = parser.parse_args(argv)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
+    parser.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples per interval")
+    parser.add_argument("--d-unit", choices=D_UNITS, default="repetition",
+                        help="what Cohen's d pools: repetition means (default) or single records")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     missing = [str(p) for p in args.results if not p.exists()]
     if missing:
         print(f"error: no such results file: {', '.join(missing)}", file=sys.stderr)
         return 2
     records, notes = load(args.results)
-    rows = summarize(records)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, args.out / "summary.csv")
-    table = markdown(rows, notes)
-    (args.out / "summary.md").write_text(table, encoding="utf-8")
-    plots = plot(rows, args.out)
-    print(table)
-    print(f"{len(records)} records -> {args.out}/summary.csv, summary.md, {len(plots)} plots")
+    if not records:
+        print(f"error: no records yet in {', '.join(map(str, args.results))}", file=sys.stderr)
+        return 2
+    frame = per_record_frame(records)
+    written = write_report(frame, args.out, notes, extra_tables(records, frame), seed=args.seed,
+                           n_resamples=args.resamples, d_unit=args.d_unit)
+    print((args.out / "vulnerability.md").read_text(encoding="utf-8"))
+    for line in [*written.notes, *written.hints]:
+        print(line)
+    print(f"{len(records)} records -> {args.out}: {len(written.tables)} table files, {len(written.figures)} "
+          f"figures, {written.html.name}")
     return 0
 
 

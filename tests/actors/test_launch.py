@@ -54,7 +54,7 @@ def test_dry_run_prints_the_plan_and_loads_nothing(tmp_path):
     code, output = finish(launch(tmp_path, "--config", "cookie_theft_it", "--model", "random:gemma-3-4b-it",
                                  "--dry-run"), timeout=120)
     assert code == 0
-    assert "1000 in all, 1000 missing in 50 units" in output
+    assert "1200 in all, 1200 missing in 60 units" in output
     assert "outputs_uni_quant_random-gemma-3-4b-it_2025_06_24_cookies.json" in output
     assert "memory / actor" in output and "weights 8.01" in output
     # cookie_theft_it lesions attn_only: 34 value projections of 2560 x 1024 in bf16 per repetition
@@ -175,6 +175,6 @@ def test_address_runs_on_an_existing_two_node_cluster(tmp_path):
         stop_cluster(temp_dir, port)
     assert code == 0, text
     records = records_of(tmp_path / "results" / "outputs_uni_quant_embedded-gemma-3-270m_2025_05_20_dreams.json")
-    assert len(records) == 5 * 4
+    assert len(records) == 6 * 4  # uni_quant: the control level 0 and 5 quantised levels
     assert len({r["ray_node_id"] for r in records}) == 2
     assert {r["actor"] for r in records} == {"ModelActor:cpu0", "ModelActor:cpu1"}

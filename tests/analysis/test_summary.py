@@ -1,12 +1,11 @@
-import csv
-from pathlib import Path
 import json
+from pathlib import Path
 
 import pytest
 
 from analysis.metrics import distinct, is_correct, repetition
 from analysis.summary import load, summarize
-from scripts.summarize import main as summarize_main
+from analysis.table import metrics_frame
 
 
 def test_text_metrics_by_hand():
@@ -27,8 +26,9 @@ def test_answer_scoring_rule(output, answer, right):
 
 def record(level, rep, output, tokens, category="math", answer="4", prompt="q1"):
     return {"degradation_method": "mult_gauss", "param_group_name": "attn_only", "level_value": level,
-            "repeat_index": rep, "prompt_text": prompt, "model_name": "m", "settings_hash": "h", "output": output,
-            "tokens": tokens, "prompt_category": category, "answer_key": answer}
+            "repeat_index": rep, "prompt_text": prompt, "prompt_id": prompt, "model_name": "m", "settings_hash": "h",
+            "output": output, "tokens": tokens, "prompt_group": "iq", "prompt_category": category,
+            "answer_key": answer}
 
 
 FIXTURE = [
@@ -42,15 +42,12 @@ def test_summary_numbers_by_hand(tmp_path):
     path = tmp_path / "out.json"
     path.write_text(json.dumps(FIXTURE + [FIXTURE[0]]))  # a duplicate is counted once
     records, notes = load([path])
-    low, high = summarize(records)
-    assert (low["level"], low["n"], low["repetitions"]) == (0.0, 4, 2)
+    low, high = summarize(metrics_frame(records)).to_dict("records")
+    assert (low["level_value"], low["n"], low["repetitions"]) == (0.0, 4, 2)
     assert low["tokens"] == pytest.approx(3.5)  # repetition means 4 and 3
-    assert low["tokens_spread"] == pytest.approx(0.5)
-    assert low["accuracy_math"] == 1.0 and low["accuracy_logic"] == 0.5
-    assert (high["n"], high["empty_rate"], high["tokens"], high["tokens_spread"]) == (2, 0.5, 15, 5)
+    assert (high["n"], high["empty_rate"], high["tokens"]) == (2, 0.5, 15)
     assert high["repetition"] == pytest.approx(0.25)  # rep 0 empty: 0; rep 1: 2 four-grams, 1 distinct: 0.5
-    assert high["accuracy_math"] == 0.0 and high["accuracy_math_spread"] == 0.0 and notes == []
-    assert low["accuracy_logic_spread"] == pytest.approx(0.5)  # rep 0 right, rep 1 wrong
+    assert notes == []
 
 
 def test_partial_file_is_summarized_and_flagged(tmp_path):
@@ -61,15 +58,11 @@ def test_partial_file_is_summarized_and_flagged(tmp_path):
     assert len(records) == 4 and "partial" in notes[0]
 
 
-def test_script_writes_csv_markdown_and_plots(tmp_path):
-    path = tmp_path / "out.json"
-    path.write_text(json.dumps(FIXTURE))
-    assert summarize_main([str(path), "--out", str(tmp_path / "summary")]) == 0
-    rows = list(csv.DictReader(open(tmp_path / "summary" / "summary.csv")))
-    assert [r["level"] for r in rows] == ["0.0", "0.5"]
-    assert "| m |  | h | mult_gauss | attn_only | 0.5 | 2 |" in (tmp_path / "summary" / "summary.md").read_text()
-    assert (tmp_path / "summary" / "tokens.png").stat().st_size > 1000
-    assert (tmp_path / "summary" / "accuracy_math.png").exists()
+def test_summary_orders_uni_quant_by_damage():
+    quantised = [{**r, "degradation_method": "uni_quant", "level_value": n, "repeat_index": rep, "key": None}
+                 for n in (4, 0, 1024, 64) for rep, r in enumerate(FIXTURE[:2])]
+    table = summarize(metrics_frame(quantised))
+    assert list(table["level_value"]) == [0, 1024, 64, 4]  # the control, then fewer values = more damage
 
 
 SAMPLES = Path(__file__).resolve().parents[2] / "results" / "samples"
@@ -77,10 +70,10 @@ SAMPLES = Path(__file__).resolve().parents[2] / "results" / "samples"
 
 def test_the_committed_samples_summarize_all_three_tasks():
     records, notes = load(sorted(SAMPLES.glob("outputs_*.json")))
-    rows = summarize(records)
-    assert {(r["task"], r["level"]) for r in rows} == {(t, lv) for t in ("dreams", "iq", "cookie_theft")
-                                                        for lv in (0.0, 0.6, 1.2)}
-    iq = {r["level"]: r for r in rows if r["task"] == "iq"}
-    assert {"accuracy_math", "accuracy_language", "accuracy_logic", "accuracy_factual"} <= set(iq[0.0])
-    assert iq[0.0]["accuracy_logic"] > iq[1.2]["accuracy_logic"]  # the lesion costs the embedded model its logic
-    assert all(r["n"] == 2 * {"dreams": 8, "iq": 65, "cookie_theft": 6}[r["task"]] for r in rows) and notes == []
+    table = summarize(metrics_frame(records))
+    assert {(r.prompt_group, r.level_value) for r in table.itertuples()} == {
+        (t, lv) for t in ("dreams", "iq", "cookie_theft") for lv in (0.0, 0.6, 1.2)}
+    assert all(r.n == 2 * {"dreams": 8, "iq": 65, "cookie_theft": 6}[r.prompt_group] for r in table.itertuples())
+    dreams = table[table["prompt_group"] == "dreams"].set_index("level_value")
+    assert dreams.loc[1.2, "tokens"] < dreams.loc[0.0, "tokens"]  # the lesion cuts the embedded model's dreams short
+    assert "perplexity" not in table and notes == []  # the sample did not record it: no empty column

@@ -16,7 +16,8 @@ def degraded(method: str, level: float, weight: torch.Tensor, seed: int = 42, na
 
 
 @pytest.mark.parametrize("method,level", [("mult_gauss", -0.1), ("mult_gauss", float("nan")), ("ablation", 1.5),
-                                          ("ablation", -0.01), ("uni_quant", 1), ("uni_quant", 2.5)])
+                                          ("ablation", -0.01), ("uni_quant", 1), ("uni_quant", 2.5),
+                                          ("uni_quant", -2)])
 def test_bad_levels_raise_with_the_rule(method, level):
     with pytest.raises(ValueError, match=method):
         get_method(method).validate(level)
@@ -27,8 +28,9 @@ def test_unknown_method_lists_the_registry():
         get_method("gaussian")
 
 
-@pytest.mark.parametrize("method", ["mult_gauss", "ablation"])
+@pytest.mark.parametrize("method", ["mult_gauss", "ablation", "uni_quant"])
 def test_level_zero_leaves_weights_bitwise_identical(method):
+    get_method(method).validate(0)  # the control level of every schedule
     weight = weights()
     assert torch.equal(degraded(method, 0.0, weight), weight)
 

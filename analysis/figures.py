@@ -1,0 +1,157 @@
+"""Figures of the statistics: one small-multiples figure per variant, one normalised figure per lesion.
+
+Each method's level keeps its own axis (sigma, p and N never share one). uni_quant is drawn against
+N on a log2 axis running from many values (left) to few (right), so damage grows to the right as for
+the other methods; its control (no quantisation, level 0) has no place on a log axis and is drawn, as
+for every method, as a horizontal reference: the control's mean (dashed) and its 95 % interval (grey).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.statistics import (
+    CONTROL_LEVEL,
+    THRESHOLD_D,
+    VARIANT,
+    direction,
+    unhealthy_effect,
+    variant_label,
+)
+from degrader.methods import get_method
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = 4  # small multiples per row
+TASK_STYLES = ("-", "--", ":", "-.")
+INSTALL_HINT = "figures need matplotlib: pip install -e '.[analysis]'"
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, or None when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of a label."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+
+
+def level_axis(axes, method: str) -> None:
+    """Label the x axis with the method's level; uni_quant: log2 axis, many values left, few right."""
+    spec = get_method(method)
+    if spec.schedule == "geometric":
+        axes.set_xscale("log", base=2)
+        axes.invert_xaxis()
+        axes.xaxis.set_major_formatter(lambda value, _: f"{value:g}")  # 1024 rather than 2^10
+        axes.set_xlabel(f"{spec.level_name} (log2; fewer = more damage)")
+    else:
+        axes.set_xlabel(spec.level_name)
+
+
+def _control_reference(axes, control: pd.DataFrame) -> None:
+    if control.empty:
+        return
+    row = control.iloc[0]
+    if not math.isnan(row["ci_low"]):
+        axes.axhspan(row["ci_low"], row["ci_high"], color="0.85", zorder=0)
+    axes.axhline(row["mean"], color="0.4", linestyle="--", linewidth=1, label="control")
+
+
+def metric_panel(axes, cells: pd.DataFrame, threshold: float | None) -> None:
+    """One metric of one variant: mean and 95 % band against the level, the control as reference."""
+    method = cells["degradation_method"].iloc[0]
+    is_control = cells["level_value"] == CONTROL_LEVEL
+    _control_reference(axes, cells[is_control])
+    shown = cells[~is_control] if get_method(method).schedule == "geometric" else cells
+    axes.fill_between(shown["level_value"], shown["ci_low"], shown["ci_high"], alpha=0.25, color="C0", linewidth=0)
+    axes.plot(shown["level_value"], shown["mean"], marker="o", markersize=3, color="C0")
+    if threshold is not None and not math.isnan(threshold):
+        axes.axvline(threshold, color="C3", linestyle=":", linewidth=1.5, label=f"d = {THRESHOLD_D}")
+    level_axis(axes, method)
+    axes.set_title(cells["metric"].iloc[0], fontsize=9)
+    axes.tick_params(labelsize=7)
+
+
+def variant_figure(levels: pd.DataFrame, trends: pd.DataFrame, plt):
+    """Small multiples of one variant's metrics against its level (rows of `levels` and `trends` of it)."""
+    metrics = list(dict.fromkeys(levels["metric"]))
+    rows = math.ceil(len(metrics) / COLUMNS)
+    figure, grid = plt.subplots(rows, COLUMNS, figsize=(3.2 * COLUMNS, 2.6 * rows), squeeze=False)
+    thresholds = dict(zip(trends["metric"], trends["threshold"]))
+    for axes, metric in zip(grid.flat, metrics):
+        metric_panel(axes, levels[levels["metric"] == metric].sort_values("damage"), thresholds.get(metric))
+    for axes in list(grid.flat)[len(metrics):]:
+        axes.set_visible(False)
+    grid.flat[0].legend(fontsize=7)
+    figure.suptitle(f"{variant_label(levels.iloc[0])} ({levels['model_name'].iloc[0]}): mean, 95 % bootstrap "
+                    f"interval over repetitions; dotted: d first reaches {THRESHOLD_D}", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def normalised_figure(levels: pd.DataFrame, plt):
+    """Every task's metrics of one lesion (model, method, group) as Cohen's d toward the unhealthy side.
+
+    Colour = metric, line style = task; a symmetric-log y axis keeps |d| of 1 and of 20 readable.
+    """
+    figure, axes = plt.subplots(figsize=(9, 5))
+    colours = {metric: f"C{i % 10}" for i, metric in enumerate(dict.fromkeys(levels["metric"]))}
+    styles = {task: TASK_STYLES[i % len(TASK_STYLES)] for i, task in enumerate(dict.fromkeys(levels["prompt_group"]))}
+    for (task, metric), cells in levels.groupby(["prompt_group", "metric"], sort=False):
+        cells = cells.sort_values("damage").dropna(subset=["d"])
+        shown = cells[cells["level_value"] != CONTROL_LEVEL] if _geometric(cells) else cells
+        effects = [unhealthy_effect(d, direction(metric)) for d in shown["d"]]
+        effects = [e if math.isfinite(e) else math.nan for e in effects]  # complete separation: not drawable
+        axes.plot(shown["level_value"], effects, marker="o", markersize=3, color=colours[metric],
+                  linestyle=styles[task], label=f"{task}: {metric}")
+    axes.axhline(THRESHOLD_D, color="C3", linestyle=":", linewidth=1.5)
+    axes.axhline(0, color="0.4", linewidth=0.8)
+    axes.set_yscale("symlog", linthresh=1)
+    axes.yaxis.set_major_formatter(lambda value, _: f"{value:g}")
+    level_axis(axes, levels["degradation_method"].iloc[0])
+    axes.set_ylabel("Cohen's d vs control\n+ = toward unhealthy (|d| without a direction)")
+    first = levels.iloc[0]
+    axes.set_title(f"{first['model_name']} {first['degradation_method']} {first['param_group_name']}: which "
+                   f"metric breaks first (dotted: d = {THRESHOLD_D})", fontsize=9)
+    axes.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
+    figure.tight_layout()
+    return figure
+
+
+def _geometric(cells: pd.DataFrame) -> bool:
+    return get_method(cells["degradation_method"].iloc[0]).schedule == "geometric"
+
+
+def write_figures(levels: pd.DataFrame, trends: pd.DataFrame, folder: Path) -> list[tuple[str, Path]]:
+    """Write every variant figure and every lesion's normalised figure as PNG; [] without matplotlib."""
+    plt = pyplot()
+    if plt is None:
+        logger.warning(INSTALL_HINT)
+        return []
+    written = []
+    for key, cells in levels.groupby(list(VARIANT), sort=False):
+        at = trends[(trends[list(VARIANT)] == pd.Series(key, index=list(VARIANT))).all(axis=1)]
+        written.append(_save(plt, variant_figure(cells, at, plt), folder, "variant " + " ".join(key)))
+    for key, cells in levels.groupby(["model_name", "degradation_method", "param_group_name"], sort=False):
+        written.append(_save(plt, normalised_figure(cells, plt), folder, "normalised " + " ".join(key)))
+    return written
+
+
+def _save(plt, figure, folder: Path, title: str) -> tuple[str, Path]:
+    path = folder / f"{slug(title)}.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return title, path

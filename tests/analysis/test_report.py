@@ -1,0 +1,77 @@
+"""The whole report: scripts/summarize.py on the committed sample, with and without matplotlib."""
+
+import base64
+import csv
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+import analysis.metrics  # noqa: F401  (registers the text metrics)
+from analysis.report import markdown, write_report
+from analysis.summary import load
+from analysis.table import metrics_frame
+from scripts.summarize import main as summarize_main
+
+SAMPLES = Path(__file__).resolve().parents[2] / "results" / "samples"
+TABLES = ("vulnerability", "spearman", "summary", "level_stats", "trends")
+
+
+def test_summarize_writes_tables_figures_and_one_self_contained_html(tmp_path, capsys):
+    out = tmp_path / "summary"
+    paths = [str(p) for p in sorted(SAMPLES.glob("outputs_*.json"))]
+    assert summarize_main([*paths, "--out", str(out), "--resamples", "999"]) == 0
+    for name in TABLES:
+        text = (out / f"{name}.md").read_text()
+        assert (out / f"{name}.csv").stat().st_size > 100 and text.startswith("> some levels have only 2")
+        assert "\n| metric |" in text or "\n| model_name |" in text
+    vulnerability = pd.read_csv(out / "vulnerability.csv", index_col=0)
+    assert list(vulnerability.columns) == [f"{t} mult_gauss attn_only (sigma)" for t in ("iq", "dreams", "cookie_theft")]
+    assert {"tokens", "distinct_1", "repetition"} <= set(vulnerability.index)
+    with open(out / "level_stats.csv", encoding="utf-8") as handle:
+        levels = list(csv.DictReader(handle))
+    assert {r["n_repetitions"] for r in levels} == {"2"} and all(r["ci_low"] for r in levels)
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert len(pngs) == 4 and sum(n.startswith("variant_") for n in pngs) == 3  # 3 variants + 1 normalised
+    page = (out / "report.html").read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == 4 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    assert page.count("<details><summary>") == 1  # level_stats (45 rows) folded, the overview tables not
+    assert "<h2>Methods</h2>" in page and "Cohen&#x27;s d" in page and page.count("<table") == len(TABLES)
+    printed = capsys.readouterr().out
+    assert "| metric | iq mult_gauss attn_only (sigma) |" in printed
+    assert "only 2 repetition(s)" in printed and "only 2 repetition(s)" in page  # the sample's 2 are too few
+
+
+def test_without_matplotlib_tables_and_html_still_come_with_a_hint(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    paths = [str(p) for p in sorted(SAMPLES.glob("outputs_*dreams.json"))]
+    assert summarize_main([*paths, "--out", str(tmp_path), "--resamples", "99"]) == 0
+    assert not list(tmp_path.glob("*.png")) and "data:image" not in (tmp_path / "report.html").read_text()
+    assert (tmp_path / "vulnerability.csv").exists()
+    assert "pip install -e '.[analysis]'" in capsys.readouterr().out
+
+
+def test_extra_tables_and_partial_notes_reach_every_output(tmp_path):
+    records, _ = load(sorted(SAMPLES.glob("outputs_*dreams.json")))
+    accuracy = pd.DataFrame({"category": ["math", "logic"], "accuracy": [0.5, 0.25], "chance": [0.0, 0.5]})
+    notes = ["results/x.json is partial: its run is in progress or was interrupted"]
+    written = write_report(metrics_frame(records), tmp_path, notes, [("IQ accuracy per category", accuracy)],
+                           n_resamples=99)
+    assert tmp_path / "IQ_accuracy_per_category.csv" in written.tables
+    assert pd.read_csv(tmp_path / "IQ_accuracy_per_category.csv").equals(accuracy)
+    page = written.html.read_text()
+    assert "IQ accuracy per category" in page and "is partial" in page
+    assert (tmp_path / "vulnerability.md").read_text().startswith("> results/x.json is partial")
+
+
+def test_markdown_escapes_pipes_and_keeps_the_index():
+    table = pd.DataFrame({"variant a": ["0.3", "a|b"]}, index=pd.Index(["tokens", "x"], name="metric"))
+    assert markdown(table).splitlines() == ["| metric | variant a |", "|---|---|", "| tokens | 0.3 |", "| x | a\\|b |"]
+
+
+def test_files_without_records_are_a_clear_error(tmp_path, capsys):
+    (tmp_path / "out.json").write_text("[]")
+    assert summarize_main([str(tmp_path / "out.json"), "--out", str(tmp_path / "summary")]) == 2
+    assert "no records yet" in capsys.readouterr().err and not (tmp_path / "summary").exists()
