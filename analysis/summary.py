@@ -8,7 +8,8 @@ from pathlib import Path
 
 from actors.plan import record_key
 from actors.store import read_records
-from analysis.metrics import distinct, is_correct, repetition
+from analysis.answers import score_answer
+from analysis.metrics import distinct, repetition
 
 METRICS = ("tokens", "empty_rate", "distinct_1", "distinct_2", "repetition", "perplexity")
 
@@ -78,5 +79,6 @@ def accuracy(records: list[dict]) -> dict[str, float]:
     scored: dict[str, list[bool]] = defaultdict(list)
     for record in records:
         if record.get("answer_key"):
-            scored[record["prompt_category"]].append(is_correct(record["output"], record["answer_key"]))
+            scored[record["prompt_category"]].append(
+                score_answer(record["output"], record["answer_key"], record.get("prompt_text", "")))
     return {f"accuracy_{category}": sum(v) / len(v) for category, v in sorted(scored.items())}
