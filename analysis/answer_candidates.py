@@ -141,8 +141,8 @@ def _is_negative(doc) -> bool:
 
 def _question_sentence(prompt: str):
     """The prompt's last question (its whole text when it asks none)."""
-    questions = [s for s in at.parse(prompt).sents if s.text.rstrip().endswith("?")]
-    return questions[-1] if questions else at.parse(prompt)
+    questions = [s for s in at.parse_prompt(prompt).sents if s.text.rstrip().endswith("?")]
+    return questions[-1] if questions else at.parse_prompt(prompt)
 
 
 def _content_lemmas(tokens) -> set[str]:
@@ -194,11 +194,11 @@ def _class_rivals(key: Key) -> set[str]:
 def prompt_options(prompt: str) -> set[str]:
     """Answers the prompt offers: items of a comma list, single quoted words, names of people."""
     options = {word for word in _QUOTED.findall(prompt) if word.isalpha()}
-    for sentence in at.parse(prompt).sents:
+    for sentence in at.parse_prompt(prompt).sents:
         listed = sentence.text.rsplit(":", 1)[-1]
         if listed.count(",") >= 2:
             items = re.split(r",|\bor\b|\band\b", listed.strip(" ?.!"))
             options |= {item.strip() for item in items if re.fullmatch(r"[A-Za-z][\w' -]*", item.strip())}
     unquoted = _QUOTED.sub(" ", prompt)
-    options |= {ent.text for ent in at.parse(unquoted).ents if ent.label_ == "PERSON"}
+    options |= {ent.text for ent in at.parse_prompt(unquoted).ents if ent.label_ == "PERSON"}
     return options

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections import OrderedDict
 from functools import lru_cache
 
 import spacy
@@ -30,6 +31,8 @@ _FRACTION = re.compile(r"(?<![\w./])(\d+)/(\d+)(?![\w/])")
 _HALF = re.compile(r"(\d+) and a half\b|\b(?:a|one) half\b", re.IGNORECASE)
 _UNICODE_FRACTIONS = {"½": " 1/2", "¼": " 1/4", "¾": " 3/4", "−": "-", "–": "-"}
 _WORD = re.compile(r"[a-z0-9]+(?:['.][a-z0-9]+)*")
+PARSE_CACHE_SIZE = 4096
+_PARSED: OrderedDict[str, Doc] = OrderedDict()  # a bounded cache of parses, oldest first
 
 
 @lru_cache(maxsize=1)
@@ -64,13 +67,31 @@ def segments(text: str) -> list[Span]:
     for line in text.split("\n"):
         if line.strip():
             spans.extend(sentence for sentence in parse(line.strip()).sents if sentence.text.strip())
+    for sentence in spans:  # the readers look sentences up by text: hand them these parses
+        _remember(sentence.text, sentence.as_doc())
     return spans
 
 
-@lru_cache(maxsize=4096)
 def parse(text: str) -> Doc:
-    """The parsed text (cached: a prompt is shared by its outputs, a sentence is read more than once)."""
-    return nlp()(text)
+    """The parsed text, without entities (outputs need none); cached, since a text is read several times."""
+    doc = _PARSED.get(text)
+    if doc is None:
+        doc = _remember(text, nlp()(text, disable=["ner"]))
+    _PARSED.move_to_end(text)
+    return doc
+
+
+@lru_cache(maxsize=256)
+def parse_prompt(prompt: str) -> Doc:
+    """The parsed prompt, entities included (names in a prompt are answer options)."""
+    return nlp()(prompt)
+
+
+def _remember(text: str, doc: Doc) -> Doc:
+    _PARSED[text] = doc
+    while len(_PARSED) > PARSE_CACHE_SIZE:
+        _PARSED.popitem(last=False)
+    return doc
 
 
 def is_echo(segment: Span, prompt: str) -> bool:
@@ -83,7 +104,7 @@ def is_echo(segment: Span, prompt: str) -> bool:
     if segment.text.rstrip().endswith("?"):
         return True
     mine = words(segment.text)
-    sentences = [(words(s.text), not s.text.rstrip().endswith("?")) for s in parse(prompt).sents]
+    sentences = [(words(s.text), not s.text.rstrip().endswith("?")) for s in parse_prompt(prompt).sents]
     statements = [theirs for theirs, is_statement in sentences if is_statement]
     joined = [w for statement in statements for w in statement]
     return bool(mine) and (any(_lifted(mine, theirs) for theirs, _ in sentences)

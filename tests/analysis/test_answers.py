@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 import tomllib
 from collections import defaultdict
 from pathlib import Path
@@ -138,8 +139,10 @@ def test_committed_sample_at_sigma_zero():
     """On the real sample: the new rule credits nothing the old rule refused that lists options or echoes."""
     records = [r for r in json.loads(SAMPLE.read_text()) if r["answer_key"] and r["level_value"] == 0]
     old = [old_rule(r["output"], r["answer_key"]) for r in records]
+    start = time.perf_counter()
     new = [score_answer(r["output"], r["answer_key"], r["prompt_text"]) for r in records]
-    print(f"\nsample sigma 0: {len(records)} keyed outputs; old credits {sum(old)}, new {sum(new)}; "
+    print(f"\nscoring speed: {1000 * (time.perf_counter() - start) / len(records):.1f} ms per output")
+    print(f"sample sigma 0: {len(records)} keyed outputs; old credits {sum(old)}, new {sum(new)}; "
           f"old-only {sum(o and not n for o, n in zip(old, new))}, new-only {sum(n and not o for o, n in zip(old, new))}")
     for record, o, n in zip(records, old, new):
         if o != n:
