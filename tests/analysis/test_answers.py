@@ -81,6 +81,35 @@ def test_held_out_fixture_agreement():
     assert total >= 15 and agree / total >= 0.8 and agree > old_table["overall"][0]
 
 
+ATTACKS = {  # outputs that carry no answer, built for every keyed item
+    "echo": lambda item: item.text,
+    "echo without ?": lambda item: item.text.rstrip("?"),
+    "echo twice": lambda item: f"{item.text} {item.text}",
+    "counting 0-100": lambda item: " ".join(str(i) for i in range(101)),
+    "yes or no": lambda item: "Yes or no.",
+    "options with the key": lambda item: f"A. yes B. no C. {item.answer} D. 42",
+}
+
+
+def test_no_attack_passes_any_keyed_item():
+    """Echoes, counting, hedged yes/no and option lists score 0 of the 57 keyed items (the old rule: many)."""
+    keyed = [item for item in IQ_PROMPTS if item.answer]
+    print(f"\n{'attack':<22}{'new':>5}{'old':>5}  (of {len(keyed)} keyed items)")
+    for name, attack in ATTACKS.items():
+        new = sum(bool(score_answer(attack(item), item.answer, item.text)) for item in keyed)
+        old = sum(old_rule(attack(item), item.answer) for item in keyed)
+        print(f"{name:<22}{new:>5}{old:>5}")
+        assert new == 0, name
+
+
+def test_every_keyed_item_accepts_its_key_stated_plainly():
+    """The rule is not strict by refusing everything: the key, said four usual ways, is right on all 57 items."""
+    keyed = [item for item in IQ_PROMPTS if item.answer]
+    for say in ("{}", "The answer is {}.", "**{}**", "I think it is {}."):
+        refused = [item.text for item in keyed if not score_answer(say.format(item.answer), item.answer, item.text)]
+        assert not refused, (say, refused)
+
+
 @pytest.mark.parametrize("text,values", [
     ("six sides", [6.0]), ("twenty-four hours", [24.0]), ("one hundred and eighty km", [180.0]),
     ("zero degrees", [0.0]), ("one and a half", [1.5]), ("1,000 or 2.5", [1000.0, 2.5]),
