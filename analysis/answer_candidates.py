@@ -27,6 +27,10 @@ _NEGATIVE_WORDS = {"no", "never", "cannot", "neither", "nor", "nothing", "none",
 # Words of the question's frame, not of its proposition ("Can we conclude that X?" asks about X).
 _FRAME_LEMMAS = {"conclude", "say", "true"}
 _NOT_ANSWERS = {"longer", "more", "one", "doubt", "matter", "way"}  # "no longer" negates, it does not answer
+SHORT_REPLY = 4  # a reply of this many words or fewer is all answer ("The Pacific Ocean.")
+_MODIFIER_DEPS = {"amod", "compound", "nmod", "poss", "nummod", "conj"}
+_ANSWER_DEPS = {"ROOT", "nsubj", "nsubjpass", "attr", "acomp", "appos", "npadvmod", "oprd"}
+_ANSWER_VERBS = {"make", "give", "be", "become", "equal", "get"}
 _WH_TAGS = {"WDT", "WP", "WP$", "WRB"}
 _QUOTED = re.compile(r"'([^'\s]+)'")
 
@@ -152,18 +156,38 @@ def _content_lemmas(tokens) -> set[str]:
 
 
 def word_reader(key: Key, prompt: str) -> Reader:
-    """The key's forms; rivals: the prompt's options and names, same-class words, words coordinated with a hit."""
-    rivals = (prompt_options(prompt) | _class_rivals(key)) - {r for r in key.values}
-    rivals = {rival for rival in rivals if rival.lower() not in key.values}
+    """The key's forms; rivals: the prompt's options and names, same-class words, words coordinated with a hit.
+
+    A word counts where it answers: in a reply of a few words, or (spaCy) as the root, subject,
+    attribute or apposition of its clause, or the object of "make/give/be" ("blue and yellow make
+    green"); not in passing ("I took the green apple", "bigger than Saturn").
+    """
+    rivals = {rival for rival in prompt_options(prompt) | _class_rivals(key) if rival.lower() not in key.values}
 
     def read(text: str) -> set:
-        hits = [m for form in key.values for m in _matches(form, text, False) if not negated(text, m.start())]
+        hits = [m for form in key.values for m in _matches(form, text, False) if _answers(text, m)]
         found = {rival.lower() for rival in rivals
-                 for m in _matches(rival, text, rival[:1].isupper()) if not negated(text, m.start())}
+                 for m in _matches(rival, text, rival[:1].isupper()) if _answers(text, m)}
         if hits:
             found |= {KEY} | _coordinated(text, hits, key)
         return found
     return read
+
+
+def _answers(text: str, match: re.Match) -> bool:
+    """Whether the matched word is put forward as an answer: not negated, and in an answering position."""
+    if negated(text, match.start()):
+        return False
+    if len(at.words(text)) <= SHORT_REPLY:
+        return True
+    doc = at.parse(text)
+    token = next((t for t in doc if match.start() <= t.idx < match.end()), None)
+    for _ in range(4):  # from a modifier to the noun it modifies, from a conjunct to the first one
+        if token is None or token.dep_ not in _MODIFIER_DEPS:
+            break
+        token = token.head
+    return token is not None and (token.dep_ in _ANSWER_DEPS
+                                  or token.dep_ == "dobj" and token.head.lemma_ in _ANSWER_VERBS)
 
 
 def _matches(form: str, text: str, case_sensitive: bool) -> list[re.Match]:
