@@ -9,8 +9,8 @@ The rule (docs/analysis.md, "IQ answer scoring"):
    candidate, narrowed to what follows its last "so/therefore/thus" and then its last "is/=/equals".
 4. Candidates are numbers (number keys: number words, fractions, decimals; units, currency and % ignored),
    yes/no (explicit words, else the polarity of a restatement of the question), or words (the key's forms;
-   rivals = the prompt's listed/quoted options and names, same-class words, words coordinated with a hit).
-   A candidate right after "not" does not count.
+   rivals = the prompt's listed/quoted options and names, same-class words, words coordinated with a hit;
+   a word counts only in an answering position). A candidate right after "not" does not count.
 5. Right iff every candidate of the final answer is the key: two different candidates are wrong.
 """
 
