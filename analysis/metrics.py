@@ -1,10 +1,7 @@
-"""Text metrics of one generated output, and the scoring of IQ answers against their keys.
+"""Text metrics of one generated output (IQ answers are scored in analysis/answers.py).
 
 distinct-n  = |unique n-grams| / |n-grams| of the output's lower-cased words (0 when it has none);
 repetition  = 1 - distinct-4: the share of 4-grams that repeat an earlier one.
-Scoring (documented in docs/analysis.md): a number answer is right when that number appears among the
-first 30 words; yes/no when the first "yes" or "no" of the output is the key; a word when it appears
-as a whole word among the first 30 words. Matching ignores case and punctuation.
 """
 
 from __future__ import annotations
@@ -13,9 +10,7 @@ import re
 
 from analysis.registry import Metric, register
 
-SCORED_WORDS = 30
 _WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*")
-_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
 def words(text: str) -> list[str]:
@@ -34,18 +29,6 @@ def repetition(text: str) -> float:
     """Share of 4-grams that repeat an earlier one (0 when the text has fewer than 4 words)."""
     tokens = words(text)
     return 1.0 - distinct(text, 4) if len(tokens) >= 4 else 0.0
-
-
-def is_correct(output: str, answer: str) -> bool:
-    """The output answers `answer` (a number, yes/no, or a single word) by the documented rule."""
-    answer = answer.strip().lower()
-    head = words(output)[:SCORED_WORDS]
-    if answer in ("yes", "no"):
-        first = next((w for w in words(output) if w in ("yes", "no")), None)
-        return first == answer
-    if _NUMBER.match(answer):
-        return any(_NUMBER.match(w) and float(w) == float(answer) for w in head)
-    return answer in head
 
 
 def _empty(record: dict) -> float:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.metrics import distinct, is_correct, repetition
+from analysis.metrics import distinct, repetition
 from analysis.summary import load, summarize
 from analysis.table import metrics_frame
 
@@ -13,15 +13,6 @@ def test_text_metrics_by_hand():
     assert distinct("A b, a B!", 2) == pytest.approx(2 / 3)
     assert repetition("a b c d a b c d") == pytest.approx(0.2)  # 5 four-grams, 4 distinct
     assert distinct("", 1) == 0.0 and repetition("a b c") == 0.0
-
-
-@pytest.mark.parametrize("output,answer,right", [
-    ("The answer is 96.", "96", True), ("It is 4.0", "4", True), ("I think 3.", "4", False),
-    ("Yes, all cats are floms.", "yes", True), ("No, we cannot conclude that; yes is wrong.", "yes", False),
-    ("The capital of France is Paris.", "Paris", True), ("London", "Paris", False), ("", "4", False),
-])
-def test_answer_scoring_rule(output, answer, right):
-    assert is_correct(output, answer) is right
 
 
 def record(level, rep, output, tokens, category="math", answer="4", prompt="q1"):
