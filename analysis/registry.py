@@ -7,6 +7,7 @@ apply to this record" (an IQ item without a key, a dream for a Cookie Theft metr
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -32,6 +33,9 @@ class Metric:
 
 
 METRICS: dict[str, Metric] = {}
+# The modules that register the project's metrics (each registers its own on import); spaCy and the
+# embedding model load on a metric's first use, not on import.
+BUILTIN_MODULES = ("analysis.metrics", "analysis.answers", "analysis.content_units")
 
 
 def register(metric: Metric) -> Metric:
@@ -47,3 +51,10 @@ def get_metric(name: str) -> Metric:
     if name not in METRICS:
         raise ValueError(f"unknown metric {name!r}; available: {', '.join(sorted(METRICS))}")
     return METRICS[name]
+
+
+def load_builtin() -> dict[str, Metric]:
+    """Import every module of BUILTIN_MODULES, so that all of the project's metrics are registered."""
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+    return METRICS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from actors.plan import record_key
-from analysis.registry import METRICS
+from analysis.registry import load_builtin
 
 # The record fields that place a value in the design: task, lesion variant, level, repetition, prompt.
 DESIGN_FIELDS = ("model_name", "prompt_group", "degradation_method", "param_group_name", "level_value",
@@ -14,7 +14,8 @@ DESIGN_FIELDS = ("model_name", "prompt_group", "degradation_method", "param_grou
 
 def metrics_frame(records: list[dict], names: list[str] | None = None) -> pd.DataFrame:
     """One row per record: `key`, the design fields and each metric's value (NaN where it does not apply)."""
-    metrics = [METRICS[name] for name in (names or list(METRICS))]
+    registry = load_builtin()
+    metrics = [registry[name] for name in (names or list(registry))]
     rows = []
     for record in records:
         row = {"key": record_key(record), **{field: record.get(field) for field in DESIGN_FIELDS}}

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd
 
-import analysis.metrics  # noqa: F401  (registers the text metrics)
+from analysis.iq_accuracy import category_accuracy
 from analysis.report import Table, write_report
 from analysis.statistics import D_UNITS
 from analysis.summary import load
@@ -30,9 +30,10 @@ def per_record_frame(records: list[dict]) -> pd.DataFrame:
 
 
 def extra_tables(records: list[dict], frame: pd.DataFrame) -> list[Table]:
-    """Tables the report shows after the standard ones, as (title, DataFrame); none yet."""
-    del records, frame
-    return []
+    """Tables the report shows after the standard ones, as (title, DataFrame): IQ accuracy per category."""
+    del frame
+    accuracy = category_accuracy(records)
+    return [("iq_accuracy", accuracy)] if len(accuracy) else []
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
