@@ -263,9 +263,12 @@ def spearman_table(trends: pd.DataFrame) -> pd.DataFrame:
 
 
 def few_repetitions(levels: pd.DataFrame, enough: int = MIN_REPETITIONS) -> str | None:
-    """A warning when some level has fewer repetitions than `enough`: its intervals and d are unreliable."""
-    fewest = int(levels["n_repetitions"].min()) if len(levels) else 0
-    if fewest >= enough:
+    """A warning naming the cells (metric, task, level) with fewer repetitions than `enough` that carry a value."""
+    few = levels[levels["n_repetitions"] < enough] if len(levels) else levels
+    if not len(few):
         return None
-    return (f"some levels have only {fewest} repetition(s): their intervals are too narrow and their Cohen's d "
-            f"unstable; thresholds and tests need at least {enough} (the thesis used 10)")
+    cells = sorted({f"{row.metric} ({row.prompt_group}, level {row.level_value:g})" for row in few.itertuples()})
+    shown = ", ".join(cells[:6]) + (f" and {len(cells) - 6} more" if len(cells) > 6 else "")
+    return (f"some cells have only {int(few['n_repetitions'].min())} repetition(s) with a value: {shown}; their "
+            f"intervals are too narrow and their Cohen's d unstable; thresholds and tests need at least {enough} "
+            "(the thesis used 10)")

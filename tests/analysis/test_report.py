@@ -24,24 +24,26 @@ def test_summarize_writes_tables_figures_and_one_self_contained_html(tmp_path, c
     assert summarize_main([*paths, "--out", str(out), "--resamples", "999"]) == 0
     for name in TABLES:
         text = (out / f"{name}.md").read_text()
-        assert (out / f"{name}.csv").stat().st_size > 100 and text.startswith("> some levels have only 2")
+        assert (out / f"{name}.csv").stat().st_size > 100 and text.startswith("> some cells have only 2 repetition(s) with a value: cu_balance")
         assert "\n| metric |" in text or "\n| model_name |" in text
     vulnerability = pd.read_csv(out / "vulnerability.csv", index_col=0)
     assert list(vulnerability.columns) == [f"{t} mult_gauss attn_only (sigma)" for t in ("iq", "dreams", "cookie_theft")]
     assert {"tokens", "distinct_1", "repetition"} <= set(vulnerability.index)
     with open(out / "level_stats.csv", encoding="utf-8") as handle:
         levels = list(csv.DictReader(handle))
-    assert {r["n_repetitions"] for r in levels} == {"2"} and all(r["ci_low"] for r in levels)
+    assert {r["n_repetitions"] for r in levels if r["metric"] == "tokens"} == {"5"} and all(r["ci_low"] for r in levels)
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert len(pngs) == 4 and sum(n.startswith("variant_") for n in pngs) == 3  # 3 variants + 1 normalised
     page = (out / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(images) == 4 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     assert page.count("<details><summary>") == 1  # level_stats (45 rows) folded, the overview tables not
-    assert "<h2>Methods</h2>" in page and "Cohen&#x27;s d" in page and page.count("<table") == len(TABLES)
+    assert "<h2>Methods</h2>" in page and "Cohen&#x27;s d" in page and page.count("<table") == len(TABLES) + 1  # + iq_accuracy
     printed = capsys.readouterr().out
     assert "| metric | iq mult_gauss attn_only (sigma) |" in printed
-    assert "only 2 repetition(s)" in printed and "only 2 repetition(s)" in page  # the sample's 2 are too few
+    # the sample has 5 repetitions; cu_balance has a value only where some unit was named
+    assert "only 2 repetition(s) with a value: cu_balance (cookie_theft, level 0.4)" in printed
+    assert "only 2 repetition(s) with a value: cu_balance" in page
 
 
 def test_without_matplotlib_tables_and_html_still_come_with_a_hint(tmp_path, monkeypatch, capsys):
