@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 RETRIED_STATUS = (408, 409, 429, 500, 502, 503, 504)
+OPENAI_URL = "https://api.openai.com/v1"  # an empty OPENAI_BASE_URL (as env.example leaves it) means this
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,13 @@ def openai_settings(env_file: Path | None = None) -> tuple[str | None, str | Non
         if candidate.is_file():
             values = dotenv_values(candidate)
             break
-    return (os.environ.get("OPENAI_BASE_URL") or values.get("OPENAI_BASE_URL"),
-            os.environ.get("OPENAI_API_KEY") or values.get("OPENAI_API_KEY"))
+    return (os.environ.get("OPENAI_BASE_URL") or values.get("OPENAI_BASE_URL") or None,
+            os.environ.get("OPENAI_API_KEY") or values.get("OPENAI_API_KEY") or None)
 
 
 def public_url(url: str | None) -> str:
-    """`url` without user info or query (where a key could hide), for the stored judgment."""
-    if not url:
-        return "https://api.openai.com/v1"
+    """`url` (None: OpenAI's) without user info or query (where a key could hide), for the stored judgment."""
+    url = url or OPENAI_URL
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
@@ -82,7 +82,7 @@ class OpenAIJudge:
         self.max_new_tokens, self.max_attempts = max_new_tokens, max_attempts
         self.backoff_s, self.max_wait_s = backoff_s, max_wait_s
         # the client's own retries are off: ours are bounded, logged and free of random jitter
-        self.client = OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout_s)
+        self.client = OpenAI(base_url=base_url or OPENAI_URL, api_key=api_key, max_retries=0, timeout=timeout_s)
 
     def identity(self) -> dict:
         """What is stored with every judgment (never the key)."""

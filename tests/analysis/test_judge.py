@@ -16,7 +16,13 @@ import pytest
 
 from actors.plan import record_key
 from actors.store import read_records
-from analysis.judge import FAMILIES, judged_frame, judged_path, merge_judged, select_families
+from analysis.judge import (
+    FAMILIES,
+    judged_frame,
+    judged_path,
+    merge_judged,
+    select_families,
+)
 from analysis.judge.backends import OpenAIJudge, public_url
 from analysis.judge.families import PROMPTS_DIR, ReplyError
 from analysis.judge.run import judge_file, pending_requests
@@ -55,6 +61,7 @@ def test_judged_fields_are_registered_as_judge_metrics_that_read_nothing_from_a_
 # (family, reply, hand label: the fields, or None for unparsed). Fooling replies: an echo of the format
 # line, prose around the object, two objects, wrong types that Python would coerce, ranges, extra keys.
 VALID_NARRATIVE = {"coherence": 4, "derailment": 1, "tangentiality": 0, "grammar": 5}
+ECHO = next(line for line in FAMILIES["narrative"].template.splitlines() if line.startswith('{"'))
 FIXTURES = [
     ("narrative", json.dumps(VALID_NARRATIVE), VALID_NARRATIVE),
     ("narrative", "  " + json.dumps(VALID_NARRATIVE) + "\n", VALID_NARRATIVE),
@@ -63,8 +70,7 @@ FIXTURES = [
     ("narrative", json.dumps(dict(reversed(list(VALID_NARRATIVE.items())))), VALID_NARRATIVE),
     ("iq", '{"answer_correct": true, "knows_method": false, "applies_method": false}',
      {"answer_correct": True, "knows_method": False, "applies_method": False}),
-    ("narrative", '{"coherence": <integer 0-5>, "derailment": <integer 0-5>, "tangentiality": <integer 0-5>, '
-                  '"grammar": <integer 0-5>}', None),  # the format line echoed back
+    ("narrative", ECHO, None),  # the prompt's format line echoed back
     ("narrative", "Here is my rating: " + json.dumps(VALID_NARRATIVE), None),
     ("narrative", json.dumps(VALID_NARRATIVE) + " I hope this helps.", None),
     ("narrative", json.dumps(VALID_NARRATIVE) + "\n" + json.dumps(VALID_NARRATIVE), None),
@@ -246,7 +252,7 @@ def test_openai_backend_retries_429_stores_unparsed_replies_resumes_and_never_le
     unparsed = [j for j in judgments if j["unparsed"]]
     assert len(unparsed) == 3 and all(j["fields"] is None and "PLEASE" not in j["raw_reply"] for j in unparsed)
     assert {j["raw_reply"] for j in unparsed} == {"Coherence: 3/5. The text is fairly coherent."}
-    fenced = [j for j in judgments if j["family"] == "cookie_theft"][0]
+    fenced = next(j for j in judgments if j["family"] == "cookie_theft")
     assert fenced["raw_reply"].startswith("```json") and sum(fenced["fields"].values()) == 14
     for judgment in judgments:
         assert judgment["judge_model"] == SERVED_MODEL and judgment["judge_revision"] == "fp_test"
