@@ -26,6 +26,7 @@ from analysis.judge import FAMILIES, select_families  # noqa: E402
 from analysis.judge.backends import OpenAIJudge, openai_settings  # noqa: E402
 from analysis.judge.run import judge_file, stored_parse_rates  # noqa: E402
 from analysis.judge.store import judge_slug  # noqa: E402
+from degrader.models import check_spec  # noqa: E402
 
 logger = logging.getLogger("judge")
 BACKENDS = ("openai", "local")
@@ -94,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             raise ValueError(f"no such results file: {', '.join(missing)}")
         backend_name, model = split_spec(args.judge)
+        if backend_name == "local":
+            check_spec(model)  # before Ray starts
         families = select_families(FAMILIES, [m.strip() for m in args.metrics.split(",")] if args.metrics else None)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -92,11 +92,14 @@ class OpenAIJudge:
 
     def complete(self, prompts: list[str]) -> Iterator[tuple[int, Reply | Exception]]:
         """Replies as they finish, from `workers` threads."""
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="judge") as pool:
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="judge")
+        try:
             futures = {pool.submit(self._with_retries, prompt): index for index, prompt in enumerate(prompts)}
             for future in as_completed(futures):
                 error = future.exception()
                 yield futures[future], error if error is not None else future.result()
+        finally:  # Ctrl-C or an abandoned run: drop the requests not yet started rather than wait for them
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _with_retries(self, prompt: str) -> Reply:
         import openai

@@ -91,3 +91,26 @@ def test_static_judge_path_gives_the_eager_replies(eager_worker):
     # 4 short prompts: a batch of 3 and one padded to 3 rows; 2 long ones padded to 3 rows
     assert sorted(static.texts.decoders) == [(3, LENGTH_BUCKET, 6), (3, 2 * LENGTH_BUCKET, 6)]
     assert all(0 < g.tokens_out <= 2 for g in static.generate_texts(prompts[:2], 6, steps=2))  # a warm-up
+
+
+@pytest.mark.slow
+def test_judge_cli_runs_the_local_backend_on_its_own_ray_cluster(results_file, tmp_path):
+    """scripts/judge.py as a user runs it: it starts Ray, judges one family, prints and stores the parse rate."""
+    import subprocess
+    import sys
+
+    from analysis.judge.store import runs_path
+    from tests.conftest import ROOT
+
+    command = [sys.executable, str(ROOT / "scripts" / "judge.py"), str(results_file), "--judge", "local:embedded",
+               "--gpus", "0", "--metrics", "affect", "--max-new-tokens", "4", "--logs-dir", str(tmp_path / "logs")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 judged, 0 failed" in done.stdout and "affect: parse rate 0.000 (0/2 stored)" in done.stdout
+    judged = judged_path(results_file, "local:embedded")
+    assert {j["family"] for j in read_records(judged)} == {"affect"}
+    assert read_records(runs_path(judged))[0]["parse_rates"] == {"affect": {"judgments": 2, "parsed": 0,
+                                                                             "parse_rate": 0.0}}
+    wrong = subprocess.run([*command[:4], "local:./no-such-model", "--gpus", "0"], capture_output=True, text=True,
+                           timeout=600, check=False)
+    assert wrong.returncode == 2 and "model folder './no-such-model' does not exist" in wrong.stderr
