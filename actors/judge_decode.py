@@ -34,9 +34,12 @@ class TextGenerator:
         self.decoders: dict[tuple[int, int, int], StaticDecoder] = {}  # (rows, prompt bucket, new tokens)
 
     def generate(self, prompts: list[str], max_new_tokens: int, steps: int | None = None) -> list[Generation]:
-        """One greedy generation per prompt, in order. `steps`: decode only that many tokens (a warm-up)."""
-        eager_steps = min(steps, max_new_tokens) if steps is not None and not self.static else None
-        params = SamplingParams(eager_steps or max_new_tokens, do_sample=False, top_k=None, top_p=None)
+        """One greedy generation per prompt, in order.
+
+        `steps`: a warm-up. Batches on the compiled path decode only that many tokens (compiling their step);
+        eager batches have nothing to compile and return empty generations.
+        """
+        params = SamplingParams(max_new_tokens, do_sample=False, top_k=None, top_p=None)
         results: list[Generation | None] = [None] * len(prompts)
         for length, indices in self._by_length(prompts).items():
             pending = indices
@@ -75,10 +78,12 @@ class TextGenerator:
     def _batch(self, prompts: list[str], length: int, params: SamplingParams, steps: int | None):
         """The generations of one batch, or None after out of memory (its rows halved for the retry)."""
         rows = self._rows(length, params)
+        static = self.static and self._within_window(length + params.max_new_tokens)
         try:
-            decoder = self._decoder(rows, length, params) if self.static else None
-            return generate(self.loaded, prompts, params, [0] * len(prompts), decoder=decoder,
-                            steps=steps if self.static else None)
+            decoder = self._decoder(rows, length, params) if static else None
+            if steps is not None and not static:  # nothing to compile: a warm-up of the eager path is a no-op
+                return [Generation("", 0, 0, 0.0, len(prompts)) for _ in prompts]
+            return generate(self.loaded, prompts, params, [0] * len(prompts), decoder=decoder, steps=steps)
         except torch.OutOfMemoryError:
             if rows == 1:
                 raise
@@ -88,6 +93,12 @@ class TextGenerator:
         self.decoders.pop((rows, length, params.max_new_tokens), None)
         torch.cuda.empty_cache()
         return None
+
+    def _within_window(self, sequence: int) -> bool:
+        """Whether a static cache of `sequence` tokens compiles once: past the sliding window it would recompile at
+        every step (degrader/static_decode.py), so such batches decode eagerly instead."""
+        window = getattr(self.loaded.model.config.get_text_config(decoder=True), "sliding_window", None)
+        return window is None or sequence <= window
 
     def _decoder(self, rows: int, length: int, params: SamplingParams) -> StaticDecoder:
         key = (rows, length, params.max_new_tokens)

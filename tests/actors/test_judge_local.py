@@ -91,6 +91,11 @@ def test_static_judge_path_gives_the_eager_replies(eager_worker):
     # 4 short prompts: a batch of 3 and one padded to 3 rows; 2 long ones padded to 3 rows
     assert sorted(static.texts.decoders) == [(3, LENGTH_BUCKET, 6), (3, 2 * LENGTH_BUCKET, 6)]
     assert all(0 < g.tokens_out <= 2 for g in static.generate_texts(prompts[:2], 6, steps=2))  # a warm-up
+    # past the sliding window (512 tokens here) a static cache would recompile at every step: eager instead
+    longest = " ".join(["Tell me about a dream where you were back at school."] * 40)
+    assert static.generate_texts([longest], 6)[0].text == eager_worker.generate_texts([longest], 6)[0].text
+    assert all(length + 6 <= 512 for _, length, _ in static.texts.decoders)
+    assert static.generate_texts([longest], 6, steps=2)[0].tokens_out == 0  # an eager warm-up does nothing
 
 
 @pytest.mark.slow
