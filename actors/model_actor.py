@@ -104,6 +104,17 @@ class ModelActor:
                         report.records, report.tokens, report.seconds, min(len(units), self.worker.reps))
         return reports
 
+    def generate_texts(self, prompts: list[str], max_new_tokens: int, steps: int | None = None) -> list[dict]:
+        """Greedy replies of the undamaged model (a local LLM judge): text and new tokens per prompt, in order."""
+        self._ensure_loaded()
+        try:
+            generations = self.worker.generate_texts(prompts, max_new_tokens, steps)
+        except Exception:
+            logger.exception("%s failed to generate %d judge replies", self.origin, len(prompts))
+            raise
+        self.tokens.inc(sum(g.tokens_out for g in generations), tags={"actor": self.name})
+        return [{"text": g.text, "tokens": g.tokens_out} for g in generations]
+
     def pid(self) -> int:
         """This actor's process id (tests kill it)."""
         return os.getpid()

@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 from PIL import Image
 
+from actors.judge_decode import TextGenerator
 from actors.plan import Unit, total_units
 from actors.records import make_record, sampling_seed
 from actors.vram import BatchSizer, VramMonitor
@@ -21,7 +22,7 @@ from degrader.attention import NAME, SPLIT_KV_NAME, use_grouped_decode_attention
 from degrader.baseline import Baseline
 from degrader.fused import Fusion, fuse_projections
 from degrader import memory
-from degrader.generation import SamplingParams, encode, generate, perplexities
+from degrader.generation import Generation, SamplingParams, encode, generate, perplexities
 from degrader.groups import resolve_group
 from degrader.models import LoadedModel, load_model
 from degrader.rep_batch import RepStacks, unsupported_reason
@@ -69,12 +70,14 @@ class ModelWorker:
         self.max_reps = 1  # the most units one batch may decode: the config's request and what fits in memory
         self.attention = attention  # attention implementation override (None: the model's default)
         self.compile_mode = compile_mode
+        self.texts: TextGenerator | None = None  # the judge's decode path (generate_texts), built on first use
 
     def load(self) -> dict:
         """Load the model and prepare the config's variant; returns the model's description."""
         started = time.perf_counter()
         cfg = self.config
         self.loaded = load_model(cfg.model_name, cfg.dtype, self.device, cfg.load_in_4bit)
+        self.texts = None
         if self.attention in (None, SPLIT_KV_NAME, NAME):  # no per-step copy of the KV cache per query head
             # the kernel by default only where CUDA graphs replay it: eager steps would pay its Python launch
             split_kv = self.attention == SPLIT_KV_NAME if self.attention else (None if self.static else False)
@@ -179,6 +182,18 @@ class ModelWorker:
             self.decoders[batch_size] = StaticDecoder(self.loaded.model, batch_size, self.prompt_length, self.params,
                                                       mode=self.compile_mode, reps=self.reps)
         return self.decoders[batch_size]
+
+    def generate_texts(self, prompts: list[str], max_new_tokens: int, steps: int | None = None) -> list[Generation]:
+        """Greedy replies of the undamaged model to chat prompts, in order (a local LLM judge; nothing emitted).
+
+        No lesion and no rep-batching: the stacks are dropped and the baseline restored first.
+        `steps`: decode only that many tokens (a warm-up that compiles each prompt length's step).
+        """
+        self._drop_stacks()
+        self.baseline.restore()
+        if self.texts is None:
+            self.texts = TextGenerator(self.loaded, self.static, self.config.max_batch_size, self.compile_mode)
+        return self.texts.generate(prompts, max_new_tokens, steps)
 
     def warm_up(self, n_units: int) -> None:
         """Size the stacks for batches of `n_units` and compile the decode step on a few steps (nothing emitted)."""
