@@ -89,10 +89,8 @@ def read_table(path: Path, names: list[str]) -> pd.DataFrame:
         return pd.DataFrame(columns=columns).set_index("key", drop=False)
     table = pd.read_csv(path, float_precision="round_trip", keep_default_na=False, na_values=[""],
                         dtype={"key": str, SET_COLUMN: str})
-    current = table[SET_COLUMN] == metric_set_version(names) if SET_COLUMN in table else False
-    if not set(columns) <= set(table.columns):
-        current = False  # a metric of the set has no column: an older table
-    table = table[current] if current is not False else table.iloc[0:0]
+    complete = SET_COLUMN in table and set(columns) <= set(table.columns)  # else: an older table
+    table = table[table[SET_COLUMN] == metric_set_version(names)] if complete else table.iloc[0:0]
     return normalise(table.reindex(columns=columns), names).set_index("key", drop=False)
 
 
