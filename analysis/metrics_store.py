@@ -54,11 +54,11 @@ def normalise(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """Fixed dtypes, so a table read back from CSV equals the one computed: metrics and levels as floats."""
     frame = frame.copy()
     for column in (*names, "level_value"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        frame[column] = pd.to_numeric(frame[column]).astype("float64")
     for column in ("key", "model_name", "prompt_group", "degradation_method", "param_group_name", "prompt_category"):
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     for column in ("repeat_index", "prompt_id"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
+        frame[column] = pd.to_numeric(frame[column]).astype("Int64")
     return frame
 
 
