@@ -18,7 +18,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, TextIO
 
 from actors.legacy import normalise
 
@@ -159,9 +159,16 @@ def _read_journal(path: Path) -> list[Record]:
 
 
 def _atomic_write_json(path: Path, records: list[Record]) -> None:
+    atomic_write(path, lambda handle: json.dump(records, handle, ensure_ascii=False, indent=1))
+
+
+def atomic_write(path: Path, write: Callable[[TextIO], object]) -> None:
+    """Replace `path` with what `write(handle)` writes: temporary file, fsync, os.replace, fsync the folder.
+
+    Readers see the old file or the new one, never a part; every file the project writes goes through here."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(records, handle, ensure_ascii=False, indent=1)
+    with open(temporary, "w", encoding="utf-8", newline="") as handle:
+        write(handle)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)

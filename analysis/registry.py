@@ -26,6 +26,7 @@ class Metric:
     reference: str  # where the metric comes from (paper, thesis table, library)
     tasks: tuple[str, ...] = ()  # prompt_group values it applies to; () = every task
     family: str = "text"  # "text", "iq", "picture", "discourse", "judge"
+    version: int = 1  # bump when the definition changes: cached metric tables recompute it
 
     def applies_to(self, record: dict) -> bool:
         """Whether the record's task is one this metric scores."""

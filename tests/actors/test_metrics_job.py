@@ -1,0 +1,51 @@
+"""The metrics as a Ray job on a real local cluster: the same table as the one-process loop, and no work on a rerun."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from actors.metrics_job import score_with_ray
+from analysis.metrics_store import (
+    register_metrics,
+    score_records,
+    table_path,
+    update_table,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "results" / "samples"
+
+
+def sample_records() -> list[dict]:
+    """Dreams and Cookie Theft records of the committed sample (84)."""
+    return [record for pattern in ("*dreams*.json", "*cookies*.json")
+            for record in json.loads(next(SAMPLES.glob(f"outputs_{pattern}")).read_text())]
+
+
+def test_ray_job_gives_the_one_process_table(ray_cluster):
+    records, names = sample_records()[::2], register_metrics()  # 42 records in 5 chunks over 2 workers
+    by_ray = score_with_ray(records, names, workers=2, chunk_size=10)
+    in_process = score_records(records, names, chunk_size=10)
+    pd.testing.assert_frame_equal(by_ray, in_process, check_exact=True)
+    assert by_ray["sentence_similarity"].notna().sum() > 10
+
+
+def test_ray_path_of_the_table_and_a_rerun_that_computes_nothing(ray_cluster, tmp_path):
+    results = tmp_path / "outputs_job.json"
+    results.write_text(json.dumps(sample_records()[1::4]))
+    names = register_metrics()
+    table, scored = update_table(results, names, workers=2, ray_threshold=0)  # 21 > 0 missing: Ray
+    written = table_path(results).read_bytes()
+    again, rescored = update_table(results, names, workers=2, ray_threshold=0)
+    assert (scored, rescored) == (21, 0)
+    assert table_path(results).read_bytes() == written
+    pd.testing.assert_frame_equal(again, table, check_exact=True)
+
+
+def test_workers_must_be_positive(ray_cluster):
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        score_with_ray(sample_records()[:2], register_metrics(), workers=0)
