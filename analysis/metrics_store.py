@@ -12,7 +12,6 @@ when more than `RAY_THRESHOLD` records of a file are missing.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 from pathlib import Path
 
@@ -20,23 +19,19 @@ import pandas as pd
 
 from actors.plan import record_key
 from actors.store import atomic_write, read_records
-from analysis.registry import METRICS
+from analysis.registry import METRICS, load_builtin
 from analysis.table import DESIGN_FIELDS, metrics_frame
 
 logger = logging.getLogger(__name__)
 
-# The modules whose import registers metrics; a new metric module is added here.
-METRIC_MODULES = ("analysis.metrics", "analysis.discourse")
 CHUNK_SIZE = 250  # records per spaCy stream, and per Ray task
 RAY_THRESHOLD = 1000  # missing records of a file above which a Ray job beats one process (docs/analysis.md)
 SET_COLUMN = "metric_set"
 
 
 def register_metrics() -> list[str]:
-    """Import every metric module (registering its metrics); the names of all registered metrics."""
-    for module in METRIC_MODULES:
-        importlib.import_module(module)
-    return list(METRICS)
+    """The names of every metric computed from a record (analysis/registry.py: load_builtin)."""
+    return list(load_builtin())
 
 
 def metric_set_version(names: list[str]) -> str:

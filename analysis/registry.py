@@ -36,7 +36,7 @@ class Metric:
 METRICS: dict[str, Metric] = {}
 # The modules that register the project's metrics (each registers its own on import); spaCy and the
 # embedding model load on a metric's first use, not on import.
-BUILTIN_MODULES = ("analysis.metrics", "analysis.answers", "analysis.content_units")
+BUILTIN_MODULES = ("analysis.metrics", "analysis.answers", "analysis.content_units", "analysis.discourse")
 
 
 def register(metric: Metric) -> Metric:
@@ -55,7 +55,10 @@ def get_metric(name: str) -> Metric:
 
 
 def load_builtin() -> dict[str, Metric]:
-    """Import every module of BUILTIN_MODULES, so that all of the project's metrics are registered."""
+    """The metrics computed from a record alone, after importing every module of BUILTIN_MODULES.
+
+    Judged metrics (family "judge", registered by analysis.judge) are left out: their values come from
+    the judge's store, not from the record."""
     for module in BUILTIN_MODULES:
         importlib.import_module(module)
-    return METRICS
+    return {name: metric for name, metric in METRICS.items() if metric.family != "judge"}

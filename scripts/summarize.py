@@ -18,15 +18,30 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd
 
 from analysis.iq_accuracy import category_accuracy
+from analysis.judge import FAMILIES, judged_frame, merge_judged
+from analysis.judge.store import JUDGED_DIR
+from analysis.metrics_store import load_metrics
 from analysis.report import Table, write_report
 from analysis.statistics import D_UNITS
 from analysis.summary import load
-from analysis.table import metrics_frame
 
 
-def per_record_frame(records: list[dict]) -> pd.DataFrame:
-    """The per-record metrics frame every table and figure comes from (the one call to swap for a cached store)."""
-    return metrics_frame(records)
+def judged_files(paths: list[Path], judge: str | None) -> list[Path]:
+    """The judge's stores of the results files (`results/judged/<stem>.judged.<judge>.json`)."""
+    pattern = f"*.judged.{judge or '*'}.json"
+    found = [p for path in paths for p in sorted((path.parent / JUDGED_DIR).glob(pattern))
+             if p.name.startswith(f"{path.stem}.judged.") and not p.name.endswith(".runs.json")]
+    judges = {p.name.split(".judged.")[1].removesuffix(".json") for p in found}
+    if len(judges) > 1:
+        raise ValueError(f"outputs judged by several judges ({', '.join(sorted(judges))}): pick one with --judge")
+    return found
+
+
+def per_record_frame(args: argparse.Namespace) -> pd.DataFrame:
+    """Every record's metrics: the cached metrics tables (scored where missing), then the judged columns."""
+    frame = load_metrics(args.results, address=args.address, workers=args.workers)
+    judged = judged_files(args.results, args.judge)
+    return merge_judged(frame, judged_frame(judged, FAMILIES)) if judged else frame
 
 
 def extra_tables(records: list[dict], frame: pd.DataFrame) -> list[Table]:
@@ -44,6 +59,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples per interval")
     parser.add_argument("--d-unit", choices=D_UNITS, default="repetition",
                         help="what Cohen's d pools: repetition means (default) or single records")
+    parser.add_argument("--judge", help="the judge whose judgments to include (the slug in results/judged/"
+                                        "<file>.judged.<slug>.json); needed only when several judged the files")
+    parser.add_argument("--address", help="Ray cluster for scoring many new records (default: a local one)")
+    parser.add_argument("--workers", type=int, help="Ray tasks at a time when scoring (default: the cluster's CPUs)")
     return parser.parse_args(argv)
 
 
@@ -57,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     if not records:
         print(f"error: no records yet in {', '.join(map(str, args.results))}", file=sys.stderr)
         return 2
-    frame = per_record_frame(records)
+    try:
+        frame = per_record_frame(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     written = write_report(frame, args.out, notes, extra_tables(records, frame), seed=args.seed,
                            n_resamples=args.resamples, d_unit=args.d_unit)
     print((args.out / "vulnerability.md").read_text(encoding="utf-8"))

@@ -3,6 +3,7 @@
 import base64
 import csv
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -18,10 +19,17 @@ SAMPLES = Path(__file__).resolve().parents[2] / "results" / "samples"
 TABLES = ("vulnerability", "spearman", "summary", "level_stats", "trends")
 
 
+def copies(folder: Path, pattern: str) -> list[str]:
+    """The sample files matching `pattern`, copied to `folder` (summarize caches metric tables beside them)."""
+    folder.mkdir(exist_ok=True)
+    return [str(shutil.copy(p, folder)) for p in sorted(SAMPLES.glob(pattern))]
+
+
 def test_summarize_writes_tables_figures_and_one_self_contained_html(tmp_path, capsys):
     out = tmp_path / "summary"
-    paths = [str(p) for p in sorted(SAMPLES.glob("outputs_*.json"))]
-    assert summarize_main([*paths, "--out", str(out), "--resamples", "999"]) == 0
+    paths = copies(tmp_path / "results", "outputs_*.json")
+    assert summarize_main([*paths, "--out", str(out), "--resamples", "999", "--workers", "1"]) == 0
+    assert len(list((tmp_path / "results").glob("*.metrics.csv"))) == 3  # one cached table per results file
     for name in TABLES:
         text = (out / f"{name}.md").read_text()
         assert (out / f"{name}.csv").stat().st_size > 100 and text.startswith("> some cells have only 2 repetition(s) with a value: cu_balance")
@@ -37,7 +45,7 @@ def test_summarize_writes_tables_figures_and_one_self_contained_html(tmp_path, c
     page = (out / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(images) == 4 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
-    assert page.count("<details><summary>") == 1  # level_stats (45 rows) folded, the overview tables not
+    assert page.count("<details><summary>") == 2  # level_stats and trends (over 40 rows) folded, the overview tables not
     assert "<h2>Methods</h2>" in page and "Cohen&#x27;s d" in page and page.count("<table") == len(TABLES) + 1  # + iq_accuracy
     printed = capsys.readouterr().out
     assert "| metric | iq mult_gauss attn_only (sigma) |" in printed
@@ -48,8 +56,8 @@ def test_summarize_writes_tables_figures_and_one_self_contained_html(tmp_path, c
 
 def test_without_matplotlib_tables_and_html_still_come_with_a_hint(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
-    paths = [str(p) for p in sorted(SAMPLES.glob("outputs_*dreams.json"))]
-    assert summarize_main([*paths, "--out", str(tmp_path), "--resamples", "99"]) == 0
+    paths = copies(tmp_path / "results", "outputs_*dreams.json")
+    assert summarize_main([*paths, "--out", str(tmp_path), "--resamples", "99", "--workers", "1"]) == 0
     assert not list(tmp_path.glob("*.png")) and "data:image" not in (tmp_path / "report.html").read_text()
     assert (tmp_path / "vulnerability.csv").exists()
     assert "pip install -e '.[analysis]'" in capsys.readouterr().out
