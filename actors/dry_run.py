@@ -6,6 +6,7 @@ import argparse
 
 import torch
 
+from actors.preflight import offline_config_name
 from actors.plan import missing_units, output_path, record_key, total_records, total_units
 from actors.store import read_records
 from configs.experiments import ExperimentConfig
@@ -22,6 +23,9 @@ def model_config(spec: str):
         return random_config(spec[len(RANDOM_PREFIX):])
     if spec == EMBEDDED_SPEC:
         return random_config("gemma-3-270m")
+    offline = offline_config_name(spec)  # the default model's plan works without the Hub
+    if offline:
+        return random_config(offline)
     from transformers import AutoConfig
 
     return AutoConfig.from_pretrained(spec, token=hf_token())
