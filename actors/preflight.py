@@ -179,8 +179,8 @@ def _hub_cached(spec: str) -> bool:
 def preflight(configs: list[ExperimentConfig], args) -> list[int]:
     """Every check of a launch before Ray starts; returns the missing records of each config."""
     check_model(configs[0].model_name, args.dry_run)  # a sweep's variants share the model
-    check_gpus(args.gpus, args.address)
-    if not args.dry_run:
+    if not args.dry_run:  # a dry run may plan for GPUs this machine does not have
+        check_gpus(args.gpus, args.address)
         check_directory(args.results_dir, "--results-dir")
         check_directory(args.logs_dir, "--logs-dir")
     elif Path(args.results_dir).exists() and not Path(args.results_dir).is_dir():
