@@ -28,9 +28,8 @@ class ResultWriter:
                                tag_keys=("actor",))
 
     def __repr__(self) -> str:
-        """What the dashboard's Actors page shows: the output and how many records it holds."""
-        held = "not open" if self.store is None else f"{len(self.store.records)} records"
-        return f"ResultWriter({self.path.name}: {held})"
+        """The dashboard's Repr column (Ray reads it when the actor starts): the output it writes."""
+        return f"ResultWriter({self.path})"
 
     def open(self) -> dict:
         """Lock and load the output; raises OutputLockedError / CorruptOutputError / StoreWriteError to the caller.
