@@ -76,6 +76,10 @@ def launch(configs: list[ExperimentConfig], args: argparse.Namespace, missing: l
     except (OutputLockedError, CorruptOutputError, StoreWriteError, ValueError, RuntimeError) as error:
         logger.error("%s", getattr(error, "cause", None) or error)
         return 1
+    except ConnectionError as error:  # --address auto without a cluster, or a cluster that went away
+        logger.error("cannot reach the Ray cluster (%s): start it ('ray start --head') or fix --address",
+                     str(error).strip().splitlines()[0][:300])
+        return 1
     except ray.exceptions.RayError as error:  # anything else that went wrong in an actor: its first line, not a traceback
         cause = getattr(error, "cause", None) or error
         logger.error("%s: %s (the run log %s has the details; every saved record is kept)", type(cause).__name__,
