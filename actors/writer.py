@@ -73,8 +73,10 @@ class ResultWriter:
         return len(self._opened().records)
 
     def close(self) -> int:
-        """Compact the final file and release the lock; returns the number of records."""
-        if self.store is None:
-            return 0
-        self.store.close()
-        return len(self.store.records)
+        """Compact the final file and release the lock; returns the number of records.
+
+        A writer restarted since the last append opens the output first, so its journal is merged too.
+        """
+        store = self._opened()
+        store.close()
+        return len(store.records)
