@@ -6,8 +6,8 @@ import argparse
 
 import torch
 
-from actors.preflight import offline_config_name
 from actors.plan import missing_units, output_path, record_key, total_records, total_units
+from actors.preflight import offline_config_name
 from actors.store import read_records
 from configs.experiments import ExperimentConfig
 from degrader import memory

@@ -8,6 +8,7 @@ output and journal, without --force.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import ray
@@ -23,13 +24,16 @@ class ResultWriter:
 
     def __init__(self, path: str, force: bool = False, flush_every: int = 20, owner: str | None = None):
         self.path, self.force, self.flush_every, self.owner = Path(path), force, flush_every, owner
+        # the driver reports the store's failures and conflicts; without a handler Python's last-resort one
+        # would print them a second time, through Ray, on the console
+        logging.getLogger().addHandler(logging.NullHandler())
         self.store: ResultStore | None = None
         self.written = Counter("degrader_records_written", "records accepted by the ResultWriter",
                                tag_keys=("actor",))
 
     def __repr__(self) -> str:
         """The dashboard's Repr column (Ray reads it when the actor starts): the output it writes."""
-        return f"ResultWriter({self.path})"
+        return f"ResultWriter({self.path.name})"
 
     def open(self) -> dict:
         """Lock and load the output; raises OutputLockedError / CorruptOutputError / StoreWriteError to the caller.

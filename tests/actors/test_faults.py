@@ -79,11 +79,11 @@ def read_only_results(tmp_path):
     folder.mkdir()
     (folder / "keep.txt").write_text("kept")
     if IS_ROOT:
-        mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+        mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True, check=False)
         remounted = mounted.returncode == 0 and subprocess.run(
-            ["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True).returncode == 0
+            ["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True, check=False).returncode == 0
         if not remounted:
-            subprocess.run(["umount", str(folder)], capture_output=True)
+            subprocess.run(["umount", str(folder)], capture_output=True, check=False)
             pytest.skip("root, but no bind mount here (a container without CAP_SYS_ADMIN)")
         yield folder
         subprocess.run(["umount", str(folder)], check=True)
@@ -203,7 +203,7 @@ def test_deleted_stand_in_picture_breaks_no_other_command(tmp_path):
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-c", script, *args, "--results-dir", str(tmp_path / "r")],
-                              capture_output=True, text=True, timeout=180)
+                              capture_output=True, text=True, timeout=180, check=False)
 
     assert run("--help").returncode == 0
     assert run("--config", "dreams_it", "--model", "embedded", "--gpus", "0", "--dry-run").returncode == 0
@@ -254,7 +254,7 @@ def test_file_size_limit_counts_only_what_is_on_disk(tmp_path):
     path = tmp_path / "out.json"
     (tmp_path / ".out.json.999999.tmp").write_text("[{")  # a temporary file of an earlier crash
     child = subprocess.run([sys.executable, "-c", FILL_SCRIPT.format(root=str(ROOT)), str(path)],
-                           capture_output=True, text=True, timeout=120)
+                           capture_output=True, text=True, timeout=120, check=False)
     assert child.returncode == 0, child.stderr
     result = json.loads(child.stdout)
     on_disk = {key(r) for r in read_records(path)}
@@ -277,7 +277,7 @@ def small_filesystem(tmp_path):
     folder = tmp_path / "small"
     folder.mkdir()
     if not IS_ROOT or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
-                                     capture_output=True).returncode:
+                                     capture_output=True, check=False).returncode:
         pytest.skip("mounting a small filesystem needs root")
     yield folder
     subprocess.run(["umount", str(folder)], check=True)
@@ -348,7 +348,7 @@ def test_nothing_to_do_starts_no_ray_and_leaves_the_output_byte_identical(tmp_pa
     complete_output(output_path(config, results), config)
     before = snapshot(results)
     child = subprocess.run([sys.executable, str(ROOT / "scripts" / "launch.py"), *args, "--results-dir", str(results),
-                            "--logs-dir", str(tmp_path / "logs")], capture_output=True, text=True, timeout=180)
+                            "--logs-dir", str(tmp_path / "logs")], capture_output=True, text=True, timeout=180, check=False)
     assert child.returncode == 0, child.stderr
     assert "nothing to do" in child.stderr and "Ray dashboard" not in child.stderr
     assert snapshot(results) == before
