@@ -22,6 +22,7 @@ from actors.logs import LogSink
 from actors.model_actor import ModelActor
 from actors.plan import Unit, missing_units, output_path, total_records
 from actors.progress import Progress
+from actors.store import StoreWriteError
 from actors.writer import ResultWriter
 from configs.experiments import ExperimentConfig
 
@@ -40,6 +41,7 @@ class LaunchOptions:
     force: bool = False
     log_path: Path | None = None
     log_level: str = "INFO"
+    owner: str | None = None  # who holds the output's lock, for the message a second launch gets
 
     @property
     def n_actors(self) -> int:
@@ -83,10 +85,15 @@ def run_sweep(configs: list[ExperimentConfig], options: LaunchOptions) -> list[d
 def _run_variant(config: ExperimentConfig, options: LaunchOptions, sink, actors: list) -> dict:
     path = output_path(config, options.results_dir)
     writer = ResultWriter.options(name=f"ResultWriter:{path.stem.removeprefix('outputs_')}",
-                                  scheduling_strategy=local_pin()).remote(str(path.resolve()), options.force)
+                                  scheduling_strategy=local_pin()).remote(str(path.resolve()), options.force,
+                                                                          owner=options.owner)
     try:
-        for moved in ray.get(writer.open.remote()):  # raises OutputLockedError / CorruptOutputError
+        opened = ray.get(writer.open.remote())  # raises OutputLockedError / CorruptOutputError / StoreWriteError
+        for moved in opened["moved_aside"]:
             logger.info("--force: previous output moved aside to %s", moved)
+        if opened["conflicts"]:
+            logger.warning("%d records repeat the key of another record of %s with different content: kept aside "
+                           "in %s (not in the output)", opened["conflicts"], path, opened["conflicts_path"])
         try:
             return _run(config, options, path, writer, sink, actors)
         finally:
@@ -210,6 +217,7 @@ class Scheduler:
         try:
             result = ray.get(ref)
         except ray.exceptions.RayTaskError as error:  # the units raised (e.g. out of memory at batch 1)
+            self._check_writer()
             if not units:
                 raise
             self._requeue(units, error, queue)
@@ -226,6 +234,12 @@ class Scheduler:
         else:  # a restarted actor starts from its constructor's arguments: give it this variant again
             actor.set_variant.remote(self.config, self.writer)
         return len(units)
+
+    def _check_writer(self) -> None:
+        """Stop the run when the writer could not save records: retrying would only generate more unsaved ones."""
+        failure = ray.get(self.writer.failure.remote())
+        if failure is not None:
+            raise StoreWriteError(failure)
 
     def _drop(self, actor, error: Exception) -> None:
         self.actors.remove(actor)

@@ -8,6 +8,7 @@ import torch
 
 from actors.legacy import ORIGINAL_SCHEMA
 from actors.plan import missing_units, output_path, record_key, total_records, total_units
+from actors.preflight import offline_config_name
 from actors.store import read_records
 from configs.experiments import ExperimentConfig
 from degrader import memory
@@ -23,6 +24,9 @@ def model_config(spec: str):
         return random_config(spec[len(RANDOM_PREFIX):])
     if spec == EMBEDDED_SPEC:
         return random_config("gemma-3-270m")
+    offline = offline_config_name(spec)  # the default model's plan works without the Hub
+    if offline:
+        return random_config(offline)
     from transformers import AutoConfig
 
     return AutoConfig.from_pretrained(spec, token=hf_token())

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import socket
+import time
 
 import ray
 
 from actors.driver import LaunchOptions, run_sweep
 from actors.logs import log_path, setup_driver_logging
 from actors.plan import output_path
-from actors.store import CorruptOutputError, OutputLockedError
+from actors.store import CorruptOutputError, OutputLockedError, StoreWriteError
 from configs.experiments import ExperimentConfig
 from degrader.models import model_name_clean
 
@@ -21,7 +24,12 @@ def options_from(args: argparse.Namespace, log_file) -> LaunchOptions:
     """The driver's options from the command line."""
     return LaunchOptions(results_dir=args.results_dir, gpus=args.gpus, actors_per_gpu=args.actors_per_gpu,
                          cpu_actors=args.cpu_actors, force=args.force, log_path=log_file.resolve(),
-                         log_level=args.log_level)
+                         log_level=args.log_level, owner=launch_owner())
+
+
+def launch_owner() -> str:
+    """Who holds an output's lock, as a second launch is told: this launcher's pid, host and start time."""
+    return f"launch pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
 
 
 def start_ray(address: str | None, namespace: str) -> None:
@@ -29,7 +37,11 @@ def start_ray(address: str | None, namespace: str) -> None:
     context = ray.init(address=address, namespace=namespace, include_dashboard=None,
                        logging_level=logging.WARNING)
     url = context.dashboard_url
-    logger.info("Ray dashboard: %s", f"http://{url}" if url else "not running (install ray[default])")
+    if not url:
+        logger.info("Ray dashboard: not running (install ray[default])")
+        return
+    # Ray >= 2.60 asks the browser for a token; the Metrics page needs Prometheus and Grafana (docs/design.md)
+    logger.info("Ray dashboard: http://%s (token for its login box: 'ray get-auth-token')", url)
 
 
 def check_resources(options: LaunchOptions) -> None:
@@ -43,8 +55,9 @@ def check_resources(options: LaunchOptions) -> None:
                          f"{resources.get('CPU', 0):g}; use fewer --cpu-actors")
 
 
-def launch(configs: list[ExperimentConfig], args: argparse.Namespace) -> int:
-    """Run the experiments (a sweep's variants in turn); returns the exit code (0 done, 1 refused, 130 interrupted)."""
+def launch(configs: list[ExperimentConfig], args: argparse.Namespace, missing: list[int] | None = None) -> int:
+    """Run the experiments (a sweep's variants in turn); returns the exit code (0 done, 1 refused or stopped,
+    130 interrupted). `missing`: records still missing per config (preflight); none at all starts no Ray."""
     experiment_id = output_path(configs[0], args.results_dir).stem.removeprefix("outputs_")
     if len(configs) > 1:
         experiment_id = f"sweep_{args.sweep or 'tasks'}_{model_name_clean(configs[0].model_name)}"
@@ -52,12 +65,25 @@ def launch(configs: list[ExperimentConfig], args: argparse.Namespace) -> int:
     setup_driver_logging(log_file, args.log_level)
     logger.info("log file %s", log_file)
     options = options_from(args, log_file)
+    if missing is not None and not any(missing):
+        logger.info("nothing to do: every record is already in %s (--force runs again)",
+                    ", ".join(str(output_path(config, args.results_dir)) for config in configs))
+        return 0
     try:
         start_ray(args.address, f"degrader-{experiment_id}")
         check_resources(options)
         summary = run_sweep(configs, options)
-    except (OutputLockedError, CorruptOutputError, ValueError, RuntimeError) as error:
+    except (OutputLockedError, CorruptOutputError, StoreWriteError, ValueError, RuntimeError) as error:
         logger.error("%s", getattr(error, "cause", None) or error)
+        return 1
+    except ConnectionError as error:  # --address auto without a cluster, or a cluster that went away
+        logger.error("cannot reach the Ray cluster (%s): start it ('ray start --head') or fix --address",
+                     str(error).strip().splitlines()[0][:300])
+        return 1
+    except ray.exceptions.RayError as error:  # anything else that went wrong in an actor: its first line, not a traceback
+        cause = getattr(error, "cause", None) or error
+        logger.error("%s: %s (the run log %s has the details; every saved record is kept)", type(cause).__name__,
+                     str(cause).strip().splitlines()[0][:300] if str(cause).strip() else "", log_file)
         return 1
     except KeyboardInterrupt:
         logger.warning("interrupted: every flushed record is kept; run the same command to resume")

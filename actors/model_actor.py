@@ -42,6 +42,11 @@ class ModelActor:
         self.tokens = Counter("degrader_tokens_generated", "new tokens generated", tag_keys=("actor",))
         self.records = Counter("degrader_records_generated", "records generated", tag_keys=("actor",))
 
+    def __repr__(self) -> str:
+        """The dashboard's Repr column (Ray reads it when the actor starts or restarts): name, device, model."""
+        cfg = self.worker.config
+        return f"{self.origin}: {cfg.model_name}, {cfg.degradation_method} on {cfg.param_group_name}"
+
     def load(self) -> dict:
         """Load the model and its baseline (a separate call, so failures name the step)."""
         try:

@@ -8,12 +8,18 @@ flushed record: on start the output and the journal are merged and de-duplicated
 Only one process may hold the store of an output (an flock on `<output>.lock`).
 Records of the original thesis pipeline are normalised as they are read (actors/legacy.py): fields
 are added, none changed, so the next compaction keeps every original field.
+
+A failed write (disk full, I/O error, read-only filesystem) is never acknowledged: the records it
+held leave the store's counts, the journal is cut back to its last complete line, no temporary file
+stays behind, and every later `add` is refused with the same message (`StoreWriteError`).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
+import logging
 import os
 import socket
 import time
@@ -22,8 +28,14 @@ from typing import Callable, Iterable, TextIO
 
 from actors.legacy import normalise
 
+logger = logging.getLogger(__name__)
 Record = dict
 KeyFn = Callable[[Record], str]
+# what a failed write means for the user, by errno: the words of the message and the fix
+WRITE_FAILURES = {errno.ENOSPC: ("disk full", "free space"), errno.EDQUOT: ("disk quota exceeded", "free space"),
+                  errno.EFBIG: ("file size limit reached", "raise the limit (ulimit -f) or free space"),
+                  errno.EROFS: ("read-only filesystem", "make it writable"),
+                  errno.EIO: ("I/O error", "check the disk")}
 
 
 class OutputLockedError(RuntimeError):
@@ -34,21 +46,42 @@ class CorruptOutputError(ValueError):
     """The existing output or journal cannot be read; it was left untouched."""
 
 
+class StoreWriteError(RuntimeError):
+    """Writing the output or its journal failed; only what is on disk was counted."""
+
+
+def writefailure_message(path: Path, error: OSError, saved: int, unsaved: int) -> str:
+    """'disk full writing X: N records saved, M generated records not saved; free space and run the same command'."""
+    what, fix = WRITE_FAILURES.get(error.errno, (error.strerror or str(error), "fix it"))
+    return (f"{what} writing {path}: {saved} records saved, {unsaved} generated records not saved; "
+            f"{fix} and run the same command")
+
+
 class ResultStore:
     """Records of one output file: de-duplicated by key, flushed to a journal, compacted atomically."""
 
     def __init__(self, path: Path, key_fn: KeyFn, flush_every: int = 20, compact_every_s: float = 60.0,
-                 force: bool = False):
+                 force: bool = False, owner: str | None = None):
         self.path = Path(path)
         self.journal = self.path.with_name(self.path.name + ".journal")
+        self.conflicts_path = self.path.with_name(f"{self.path.stem}.conflicts.json")
         self.key_fn, self.flush_every, self.compact_every_s = key_fn, flush_every, compact_every_s
-        self._lock = _acquire_lock(self.path.with_name(self.path.name + ".lock"))
+        self._lock = _acquire_lock(self.path.with_name(self.path.name + ".lock"), owner)
         self.records: list[Record] = []
         self.keys: set[str] = set()
         self.pending: list[Record] = []
+        self.conflicts: list[Record] = []  # same key as a kept record, different content: kept aside on load
+        self.failure: str | None = None  # the message of a failed write; the store then refuses records
+        self.error: OSError | None = None
+        self.unsaved = 0  # records handed to the store that a failed write kept off the disk
         self.last_compaction = time.monotonic()
-        self.moved_aside = self._move_aside() if force else []
-        self._load()
+        try:
+            _remove_stale_temporaries(self.path)  # left by a crash mid-compaction; ours to remove under the lock
+            self.moved_aside = self._move_aside() if force else []
+            self._load()
+        except BaseException:
+            self._lock.close()
+            raise
 
     def _move_aside(self) -> list[Path]:
         """--force: keep the old output and journal under a new name, never delete them."""
@@ -62,9 +95,27 @@ class ResultStore:
         return moved
 
     def _load(self) -> None:
-        self._accept(read_records(self.path))
-        if self.journal.exists() and self.journal.stat().st_size:
+        existing = read_records(self.path)  # legacy records normalised (actors/legacy.py)
+        by_key = {}
+        for record in existing:
+            kept = by_key.setdefault(self.key_fn(record), record)
+            if kept is not record and kept != record:  # exact duplicates are dropped; others kept aside
+                self.conflicts.append(record)
+        self.records, self.keys = list(by_key.values()), set(by_key)
+        if self.conflicts:
+            self._keep_conflicts()
+        if self.conflicts or len(self.records) < len(existing) or (self.journal.exists() and self.journal.stat().st_size):
             self.compact()
+
+    def _keep_conflicts(self) -> None:
+        """Append the conflicting records to `<stem>.conflicts.json` before compaction drops them from the output."""
+        earlier = _read_output(self.conflicts_path)
+        try:
+            _atomic_write_json(self.conflicts_path, earlier + self.conflicts)
+        except OSError as error:
+            self._fail(error)
+        logger.warning("%d records repeat a key of %s with different content; kept aside in %s",
+                       len(self.conflicts), self.path, self.conflicts_path)
 
     def _accept(self, records: Iterable[Record]) -> list[Record]:
         new = []
@@ -77,7 +128,14 @@ class ResultStore:
         return new
 
     def add(self, records: Iterable[Record]) -> int:
-        """Keep the records whose key is new; flush every `flush_every`. Returns how many were new."""
+        """Keep the records whose key is new; flush every `flush_every`. Returns how many were new.
+
+        After a failed write every call raises StoreWriteError and counts its new records as not saved.
+        """
+        if self.failure is not None:
+            records = list(records)
+            self.unsaved += len({self.key_fn(r) for r in records} - self.keys)
+            raise StoreWriteError(self.failure_message())
         new = self._accept(records)
         self.pending += new
         if len(self.pending) >= self.flush_every:
@@ -88,33 +146,56 @@ class ResultStore:
         """Append pending records to the journal and fsync: after this they survive any crash."""
         if self.pending:
             lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in self.pending)
-            created = not self.journal.exists()
-            with open(self.journal, "a", encoding="utf-8") as handle:
-                handle.write(lines)
-                handle.flush()
-                os.fsync(handle.fileno())
-            if created:
-                _fsync_directory(self.path.parent)  # the new journal's name survives a power loss too
+            try:
+                _append_durably(self.journal, lines)
+            except OSError as error:
+                self._fail(error)
             self.pending = []
         if time.monotonic() - self.last_compaction > self.compact_every_s:
             self.compact()
 
+    def _fail(self, error: OSError) -> None:
+        """Forget the records the failed write held (they are not on disk) and refuse every later record."""
+        lost = {self.key_fn(record) for record in self.pending}
+        self.records = [record for record in self.records if self.key_fn(record) not in lost]
+        self.keys -= lost
+        self.unsaved += len(lost)
+        self.pending = []
+        self.error = error
+        self.failure = self.failure_message()
+        logger.error("%s", self.failure)
+        raise StoreWriteError(self.failure) from error
+
+    def failure_message(self) -> str:
+        return writefailure_message(self.path, self.error, len(self.records), self.unsaved)
+
     def compact(self) -> None:
-        """Rewrite the output atomically with every record, then empty the journal."""
-        _atomic_write_json(self.path, self.records)
-        with open(self.journal, "w", encoding="utf-8") as handle:
-            os.fsync(handle.fileno())
+        """Rewrite the output atomically with every record, then empty the journal.
+
+        A failed rewrite loses no flushed record (the journal still holds them) but stops the store: the
+        next write to a full disk would fail too.
+        """
+        try:
+            _atomic_write_json(self.path, self.records)
+            with open(self.journal, "w", encoding="utf-8") as handle:
+                os.fsync(handle.fileno())
+        except OSError as error:
+            self._fail(error)  # the pending records were in no file: they are forgotten and counted as not saved
         self.pending = []
         self.last_compaction = time.monotonic()
 
     def close(self) -> None:
-        """Compact, remove the empty journal and release the lock."""
-        self.compact()
-        self.journal.unlink(missing_ok=True)
-        self._lock.close()
+        """Compact, remove the empty journal and release the lock (after a failed write: only release it)."""
+        try:
+            if self.failure is None:
+                self.compact()
+                self.journal.unlink(missing_ok=True)
+        finally:
+            self._lock.close()
 
 
-def _acquire_lock(path: Path):
+def _acquire_lock(path: Path, owner: str | None = None):
+    """Hold an exclusive flock on `path` and write who holds it (`owner`, or this process) into it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(path, "a+")
     try:
@@ -127,7 +208,7 @@ def _acquire_lock(path: Path):
                                 "finish or stop it, or choose another --results-dir / name_suffix") from None
     handle.seek(0)
     handle.truncate()
-    handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+    handle.write(owner or f"pid {os.getpid()} on {socket.gethostname()}")
     handle.flush()
     return handle
 
@@ -158,6 +239,39 @@ def _read_journal(path: Path) -> list[Record]:
         raise CorruptOutputError(f"journal {path} has a corrupt line ({error}); it was left untouched") from None
 
 
+def _append_durably(path: Path, lines: str) -> None:
+    """Append and fsync; on failure cut the file back to its old size, so it ends with a complete line.
+
+    Unbuffered writes on the descriptor: a buffered file would write the rest of its buffer again when
+    closed, after the cut.
+    """
+    created = not path.exists()
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(descriptor).st_size
+        try:
+            remaining = memoryview(lines.encode("utf-8"))
+            while remaining:
+                remaining = remaining[os.write(descriptor, remaining):]
+            os.fsync(descriptor)
+        except OSError:
+            _truncate_quietly(descriptor, size)
+            raise
+    finally:
+        os.close(descriptor)
+    if created:
+        _fsync_directory(path.parent)  # the new journal's name survives a power loss too
+
+
+def _truncate_quietly(descriptor: int, size: int) -> None:
+    """Best effort: a half-written line must not stay in front of the next append."""
+    try:
+        os.ftruncate(descriptor, size)
+        os.fsync(descriptor)
+    except OSError:
+        pass  # the reader drops a last line without "\n"; nothing more can be done on a failing disk
+
+
 def _atomic_write_json(path: Path, records: list[Record]) -> None:
     atomic_write(path, lambda handle: json.dump(records, handle, ensure_ascii=False, indent=1))
 
@@ -167,12 +281,23 @@ def atomic_write(path: Path, write: Callable[[TextIO], object]) -> None:
 
     Readers see the old file or the new one, never a part; every file the project writes goes through here."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w", encoding="utf-8", newline="") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w", encoding="utf-8", newline="") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     _fsync_directory(path.parent)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove `.<output>.<pid>.tmp` files of earlier writers of this output (called under its lock)."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        logger.info("removing %s, left by an interrupted write", stale)
+        stale.unlink(missing_ok=True)
 
 
 def _fsync_directory(folder: Path) -> None:

@@ -62,7 +62,9 @@ class ExperimentConfig:
     _prompt_set: tuple[Prompt, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for check in (_check_names, _load_prompts, _check_numbers, _check_levels, _check_image):
+        # the image is checked when a task that shows it is planned (check_image), not here: the table of
+        # experiments below is built on import, and a missing picture must not break every command
+        for check in (_check_names, _load_prompts, _check_numbers, _check_levels):
             check(self)
 
     @property
@@ -147,11 +149,12 @@ def _check_levels(config: ExperimentConfig) -> None:
     try:
         levels_for(config.degradation_method, config.min_deg, config.max_deg, config.deg_steps)
     except ValueError as error:
-        raise ValueError(f"{error} (min_deg={config.min_deg}, max_deg={config.max_deg} are {method.level_name} "
-                         f"levels of {method.name}; fix them with --set min_deg=... max_deg=...)") from None
+        raise ValueError(f"{error} (min_deg={config.min_deg}, max_deg={config.max_deg} are levels of {method.name}, "
+                         f"{method.level_name}; fix them with --set min_deg=... --set max_deg=...)") from None
 
 
-def _check_image(config: ExperimentConfig) -> None:
+def check_image(config: ExperimentConfig) -> None:
+    """A task that shows a picture has it: called when the task is planned (launch, dry run)."""
     if config.image_enabled and not config.image_path.is_file():
         raise ValueError(f"image {config.image_path} does not exist; put the picture in {IMAGES_DIR} and "
                          "--set image_filename=NAME, or --set image_enabled=false")
@@ -199,4 +202,24 @@ def apply_overrides(config: ExperimentConfig, assignments: list[str]) -> Experim
         if name not in fields or name == "config_name":
             raise ValueError(f"--set {name}: unknown field; fields: {', '.join(sorted(set(fields) - {'config_name'}))}")
         changes[name] = _parse_value(name, fields[name], text)
-    return config.replace(**changes)
+    default = method_default_range(config, changes)
+    return config.replace(**{**(default[1] if default else {}), **changes})
+
+
+def method_default_range(config: ExperimentConfig, changes: dict) -> tuple[str, dict] | None:
+    """(thesis variant, its level range) when `changes` switch the method and give neither min_deg nor max_deg.
+
+    Another method's levels mean something else (uni_quant's 2..256 values are no ablation p), so a new
+    method without a range takes the thesis's range for it (configs/sweeps.py), deg_steps included
+    unless given.
+    """
+    method = changes.get("degradation_method")
+    if method in (None, config.degradation_method) or {"min_deg", "max_deg"} & changes.keys():
+        return None
+    from configs.sweeps import method_variant  # sweeps builds on this module
+
+    variant = method_variant(method, changes.get("param_group_name", config.param_group_name))
+    if variant is None:
+        return None
+    name, values = variant
+    return name, {k: v for k, v in values.items() if k not in changes}

