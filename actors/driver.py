@@ -10,7 +10,6 @@ finishes the run.
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
