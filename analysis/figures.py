@@ -18,7 +18,9 @@ import pandas as pd
 from analysis.statistics import (
     CONTROL_LEVEL,
     THRESHOLD_D,
+    LESION,
     VARIANT,
+    several_settings,
     direction,
     unhealthy_effect,
     variant_label,
@@ -105,30 +107,44 @@ def variant_figure(levels: pd.DataFrame, trends: pd.DataFrame, plt):
 def normalised_figure(levels: pd.DataFrame, plt):
     """Every task's metrics of one lesion (model, method, group) as Cohen's d toward the unhealthy side.
 
-    Colour = metric, line style = task; a symmetric-log y axis keeps |d| of 1 and of 20 readable.
+    One panel per task on a shared y axis (which task breaks first reads across panels), colour = metric;
+    only metrics with an expected direction, since |d| of an undirected metric says nothing of health;
+    a symmetric-log y axis keeps |d| of 1 and of 20 readable.
     """
-    figure, axes = plt.subplots(figsize=(9, 5))
-    colours = {metric: f"C{i % 10}" for i, metric in enumerate(dict.fromkeys(levels["metric"]))}
-    styles = {task: TASK_STYLES[i % len(TASK_STYLES)] for i, task in enumerate(dict.fromkeys(levels["prompt_group"]))}
-    for (task, metric), cells in levels.groupby(["prompt_group", "metric"], sort=False):
+    levels = levels[[direction(metric) is not None for metric in levels["metric"]]]
+    tasks = list(dict.fromkeys(levels["prompt_group"]))
+    figure, panels = plt.subplots(1, max(1, len(tasks)), figsize=(5.5 * max(1, len(tasks)), 5.5), sharey=True,
+                                  squeeze=False)
+    for axes, task in zip(panels.flat, tasks):
+        _task_effects(axes, levels[levels["prompt_group"] == task])
+        axes.set_title(task, fontsize=9)
+    panels.flat[0].set_ylabel("Cohen's d vs control, + = toward unhealthy")
+    first = levels.iloc[0] if len(levels) else None
+    if first is not None:
+        figure.suptitle(f"{first['model_name']} {first['degradation_method']} {first['param_group_name']}: which "
+                        f"metric breaks first (dotted: d = {THRESHOLD_D})", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def _task_effects(axes, levels: pd.DataFrame) -> None:
+    """One task's metrics as unhealthy effects against the level, with the 0.8 line."""
+    for i, ((_, metric), cells) in enumerate(levels.groupby(["settings_hash", "metric"], sort=False)):
         cells = cells.sort_values("damage").dropna(subset=["d"])
+        if cells.empty:  # no effect size at any level (e.g. a single repetition): nothing to draw
+            continue
         shown = cells[cells["level_value"] != CONTROL_LEVEL] if _geometric(cells) else cells
         effects = [unhealthy_effect(d, direction(metric)) for d in shown["d"]]
         effects = [e if math.isfinite(e) else math.nan for e in effects]  # complete separation: not drawable
-        axes.plot(shown["level_value"], effects, marker="o", markersize=3, color=colours[metric],
-                  linestyle=styles[task], label=f"{task}: {metric}")
+        axes.plot(shown["level_value"], effects, marker="o", markersize=3, color=f"C{i % 10}",
+                  linestyle=TASK_STYLES[i // 10 % len(TASK_STYLES)], label=metric)
     axes.axhline(THRESHOLD_D, color="C3", linestyle=":", linewidth=1.5)
     axes.axhline(0, color="0.4", linewidth=0.8)
     axes.set_yscale("symlog", linthresh=1)
     axes.yaxis.set_major_formatter(lambda value, _: f"{value:g}")
-    level_axis(axes, levels["degradation_method"].iloc[0])
-    axes.set_ylabel("Cohen's d vs control\n+ = toward unhealthy (|d| without a direction)")
-    first = levels.iloc[0]
-    axes.set_title(f"{first['model_name']} {first['degradation_method']} {first['param_group_name']}: which "
-                   f"metric breaks first (dotted: d = {THRESHOLD_D})", fontsize=9)
-    axes.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
-    figure.tight_layout()
-    return figure
+    if len(levels):
+        level_axis(axes, levels["degradation_method"].iloc[0])
+    axes.legend(fontsize=6, loc="upper left", ncol=2)
 
 
 def _geometric(cells: pd.DataFrame) -> bool:
@@ -141,13 +157,18 @@ def write_figures(levels: pd.DataFrame, trends: pd.DataFrame, folder: Path) -> l
     if plt is None:
         logger.warning(INSTALL_HINT)
         return []
-    written = []
+    written, settings = [], several_settings(levels)
     for key, cells in levels.groupby(list(VARIANT), sort=False):
         at = trends[(trends[list(VARIANT)] == pd.Series(key, index=list(VARIANT))).all(axis=1)]
-        written.append(_save(plt, variant_figure(cells, at, plt), folder, "variant " + " ".join(key)))
-    for key, cells in levels.groupby(["model_name", "degradation_method", "param_group_name"], sort=False):
-        written.append(_save(plt, normalised_figure(cells, plt), folder, "normalised " + " ".join(key)))
+        written.append(_save(plt, variant_figure(cells, at, plt), folder, "variant " + _name(key, VARIANT, settings)))
+    for key, cells in levels.groupby(list(LESION), sort=False):
+        written.append(_save(plt, normalised_figure(cells, plt), folder, "normalised " + _name(key, LESION, settings)))
     return written
+
+
+def _name(key: tuple, fields: tuple[str, ...], settings: bool) -> str:
+    """A figure's name from its design key; the settings hash only where several settings are compared."""
+    return " ".join(str(value) for value, field in zip(key, fields) if settings or field != "settings_hash")
 
 
 def _save(plt, figure, folder: Path, title: str) -> tuple[str, Path]:

@@ -31,7 +31,10 @@ from degrader.methods import get_method
 
 logger = logging.getLogger(__name__)
 
-VARIANT = ("model_name", "prompt_group", "degradation_method", "param_group_name")
+# settings_hash: records made with other generation settings (or by the original pipeline) are never pooled
+VARIANT = ("model_name", "settings_hash", "prompt_group", "degradation_method", "param_group_name")
+# a lesion across its tasks (each task keeps its own settings and its own control)
+LESION = ("model_name", "degradation_method", "param_group_name")
 CONTROL_LEVEL = 0.0
 THRESHOLD_D = 0.8  # Cohen's "large" effect, the thesis's breaking point
 MIN_REPETITIONS = 5  # below this, the report warns that intervals and effect sizes are unreliable
@@ -70,7 +73,8 @@ def direction(metric: str) -> bool | None:
 def long_values(frame: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
     """One row per (record, metric) with a value: the design fields, `metric`, `value`, `damage`."""
     names = metrics or metric_columns(frame)
-    frame = frame.fillna({column: "" for column in VARIANT})  # a record without a field still has a variant
+    frame = frame.reindex(columns=[*frame.columns, *(c for c in VARIANT if c not in frame)]).fillna(
+        {column: "" for column in VARIANT})  # a record without a field still has a variant
     ids = [*VARIANT, "level_value", "repeat_index", "prompt_id"]
     long = frame.melt(id_vars=ids, value_vars=names, var_name="metric", value_name="value")
     long["value"] = pd.to_numeric(long["value"], errors="coerce").astype(float)  # booleans (right/wrong) too
@@ -215,7 +219,7 @@ def trend_stats(frame: pd.DataFrame, levels: pd.DataFrame, metrics: list[str] | 
         higher = direction(key[-1])
         cells = cells.sort_values("damage")
         effects = [unhealthy_effect(d, higher) for d in cells["d"]]
-        level, how = threshold(key[2], list(cells["level_value"]), effects)
+        level, how = threshold(key[VARIANT.index("degradation_method")], list(cells["level_value"]), effects)
         if cells["d"].isna().all():
             how = "no effect size (no control or too few repetitions)"
         at = reps[_matches(reps, key)]
@@ -225,15 +229,23 @@ def trend_stats(frame: pd.DataFrame, levels: pd.DataFrame, metrics: list[str] | 
     return pd.DataFrame(rows)
 
 
-def variant_label(row: pd.Series | dict, with_model: bool = False) -> str:
-    """A short column name for a variant: 'task method group' (and the model when several are compared)."""
+def variant_label(row: pd.Series | dict, with_model: bool = False, with_settings: bool = False) -> str:
+    """A short column name for a variant: 'task method group', with the model and the settings hash where
+    several are compared."""
     label = f"{row['prompt_group']} {row['degradation_method']} {row['param_group_name']}"
-    return f"{row['model_name']} {label}" if with_model else label
+    label = f"{row['model_name']} {label}" if with_model else label
+    return f"{label} [settings {row['settings_hash']}]" if with_settings else label
+
+
+def several_settings(frame: pd.DataFrame) -> bool:
+    """Whether some (model, task, method, group) holds records of more than one settings hash."""
+    other = [field for field in VARIANT if field != "settings_hash"]
+    return len(frame) > 0 and frame.groupby(other, dropna=False)["settings_hash"].nunique().max() > 1
 
 
 def _labelled(trends: pd.DataFrame) -> pd.DataFrame:
-    several = trends["model_name"].nunique() > 1
-    return trends.assign(variant=[variant_label(row, several) for _, row in trends.iterrows()])
+    models, settings = trends["model_name"].nunique() > 1, several_settings(trends)
+    return trends.assign(variant=[variant_label(row, models, settings) for _, row in trends.iterrows()])
 
 
 def threshold_cell(row: pd.Series | dict) -> str:

@@ -36,7 +36,8 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     repetitions; a metric that applies to none of a level's records is empty there.
     """
     design = [*VARIANT, "level_value"]
-    frame = frame.fillna({column: "" for column in VARIANT})
+    frame = frame.reindex(columns=[*frame.columns, *(c for c in VARIANT if c not in frame)]).fillna(
+        {column: "" for column in VARIANT})
     counts = frame.groupby(design, sort=False, dropna=False).agg(n=("key", "size"),
                                                                   repetitions=("repeat_index", "nunique"))
     reps = repetition_means(long_values(frame))

@@ -8,7 +8,7 @@ from actors.plan import record_key
 from analysis.registry import load_builtin
 
 # The record fields that place a value in the design: task, lesion variant, level, repetition, prompt.
-DESIGN_FIELDS = ("model_name", "prompt_group", "degradation_method", "param_group_name", "level_value",
+DESIGN_FIELDS = ("model_name", "settings_hash", "prompt_group", "degradation_method", "param_group_name", "level_value",
                  "repeat_index", "prompt_id", "prompt_category")
 
 

@@ -21,13 +21,13 @@ SAMPLES = ROOT / "results" / "samples"
 
 
 def sample_records() -> list[dict]:
-    """Dreams and Cookie Theft records of the committed sample (84)."""
+    """Dreams and Cookie Theft records of the committed sample (280)."""
     return [record for pattern in ("*dreams*.json", "*cookies*.json")
             for record in json.loads(next(SAMPLES.glob(f"outputs_{pattern}")).read_text())]
 
 
 def test_ray_job_gives_the_one_process_table(ray_cluster):
-    records, names = sample_records()[::2], register_metrics()  # 42 records in 5 chunks over 2 workers
+    records, names = sample_records()[::7], register_metrics()  # 40 records in 4 chunks over 2 workers
     by_ray = score_with_ray(records, names, workers=2, chunk_size=10)
     in_process = score_records(records, names, chunk_size=10)
     pd.testing.assert_frame_equal(by_ray, in_process, check_exact=True)
@@ -36,12 +36,13 @@ def test_ray_job_gives_the_one_process_table(ray_cluster):
 
 def test_ray_path_of_the_table_and_a_rerun_that_computes_nothing(ray_cluster, tmp_path):
     results = tmp_path / "outputs_job.json"
-    results.write_text(json.dumps(sample_records()[1::4]))
+    records = sample_records()[1::10]
+    results.write_text(json.dumps(records))
     names = register_metrics()
-    table, scored = update_table(results, names, workers=2, ray_threshold=0)  # 21 > 0 missing: Ray
+    table, scored = update_table(results, names, workers=2, ray_threshold=0)  # 28 > 0 missing: Ray
     written = table_path(results).read_bytes()
     again, rescored = update_table(results, names, workers=2, ray_threshold=0)
-    assert (scored, rescored) == (21, 0)
+    assert (scored, rescored) == (len(records), 0) == (28, 0)
     assert table_path(results).read_bytes() == written
     pd.testing.assert_frame_equal(again, table, check_exact=True)
 

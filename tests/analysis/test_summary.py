@@ -63,8 +63,8 @@ def test_the_committed_samples_summarize_all_three_tasks():
     records, notes = load(sorted(SAMPLES.glob("outputs_*.json")))
     table = summarize(metrics_frame(records))
     assert {(r.prompt_group, r.level_value) for r in table.itertuples()} == {
-        (t, lv) for t in ("dreams", "iq", "cookie_theft") for lv in (0.0, 0.6, 1.2)}
-    assert all(r.n == 2 * {"dreams": 8, "iq": 65, "cookie_theft": 6}[r.prompt_group] for r in table.itertuples())
+        (t, lv) for t in ("dreams", "iq", "cookie_theft") for lv in (0.0, 0.4, 0.8, 1.2)}
+    assert all(r.n == 5 * {"dreams": 8, "iq": 65, "cookie_theft": 6}[r.prompt_group] for r in table.itertuples())
     dreams = table[table["prompt_group"] == "dreams"].set_index("level_value")
     assert dreams.loc[1.2, "tokens"] < dreams.loc[0.0, "tokens"]  # the lesion cuts the embedded model's dreams short
     assert "perplexity" not in table and notes == []  # the sample did not record it: no empty column

@@ -203,4 +203,4 @@ def test_dry_run_with_the_thesis_prompts(tmp_path, capsys):
     code = main(["--config", "iq_it", "--prompts", str(ORIGINAL), "--model", "embedded", "--gpus", "0", "--dry-run",
                  "--results-dir", str(tmp_path)])
     out = capsys.readouterr().out
-    assert code == 0 and f"(iq, 8 prompts from {ORIGINAL})" in out and "400 in all, 400 missing in 50 units" in out
+    assert code == 0 and f"(iq, 8 prompts from {ORIGINAL})" in out and "480 in all, 480 missing in 60 units" in out
