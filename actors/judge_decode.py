@@ -36,13 +36,14 @@ class TextGenerator:
     def generate(self, prompts: list[str], max_new_tokens: int, steps: int | None = None) -> list[Generation]:
         """One greedy generation per prompt, in order.
 
-        `steps`: a warm-up. Batches on the compiled path decode only that many tokens (compiling their step);
-        eager batches have nothing to compile and return empty generations.
+        `steps`: a warm-up. One batch per prompt length decodes only that many tokens (compiling its step);
+        eager batches have nothing to compile; the other prompts get empty generations.
         """
         params = SamplingParams(max_new_tokens, do_sample=False, top_k=None, top_p=None)
         results: list[Generation | None] = [None] * len(prompts)
         for length, indices in self._by_length(prompts).items():
-            pending = indices
+            # a warm-up compiles each length's step once: one batch of that length is enough
+            pending = indices if steps is None else indices[: self._rows(length, params)]
             while pending:
                 batch = pending[: self._rows(length, params)]
                 generations = self._batch([prompts[i] for i in batch], length, params, steps)
@@ -51,7 +52,7 @@ class TextGenerator:
                 for i, generation in zip(batch, generations):
                     results[i] = generation
                 pending = pending[len(batch):]
-        return results
+        return [r if r is not None else Generation("", 0, 0, 0.0, 0) for r in results]
 
     def _by_length(self, prompts: list[str]) -> dict[int, list[int]]:
         """Prompt indices by templated token length, rounded up to LENGTH_BUCKET."""

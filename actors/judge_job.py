@@ -26,6 +26,9 @@ from degrader.models import check_spec, model_name
 
 logger = logging.getLogger(__name__)
 MAX_BATCH_FAILURES = 3
+# prompts per actor call, in decode batches: a call splits its prompts by token length, so a call of one
+# batch would leave a partly filled (padded) batch per length it straddles
+BATCHES_PER_CALL = 4
 
 
 def judge_config(spec: str, max_new_tokens: int, batch_size: int) -> ExperimentConfig:
@@ -76,8 +79,10 @@ class LocalJudge:
     def complete(self, prompts: list[str]) -> Iterator[tuple[int, Reply | Exception]]:
         """Replies as batches finish; prompts of similar length share a batch (less padding)."""
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        queue = deque(order[start: start + self.batch_size] for start in range(0, len(order), self.batch_size))
-        in_flight, idle, failures = {}, list(self.actors), {}
+        size = self.batch_size * BATCHES_PER_CALL
+        queue = deque(order[start: start + size] for start in range(0, len(order), size))
+        # two calls per actor: the next batch waits in the actor's queue while the driver stores the last one
+        in_flight, idle, failures = {}, list(self.actors) * 2, {}
         while queue or in_flight:
             while idle and queue:
                 actor, batch = idle.pop(), queue.popleft()

@@ -30,7 +30,6 @@ from analysis.judge.run import judge_file, pending_requests  # noqa: E402
 
 SAMPLE = ROOT / "results" / "samples" / "outputs_mult_gauss_embedded-gemma-3-270m_2025_05_20_dreams.json"
 DREAMS_IT_RECORDS = 27_740  # the thesis's full dreams_it sweep
-WARM_UP_PROMPTS = 16  # spread over the prompt lengths, so every length bucket compiles before timing
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,13 +58,6 @@ def synthetic_records(n: int, words: int) -> list[dict]:
         base = sample[index % len(sample)]
         records.append({**base, "output": "\n".join(parts), "repeat_index": index, "level_value": 0.0})
     return records
-
-
-def warm_up_prompts(prompts: list[str]) -> list[str]:
-    """A few prompts spread from the shortest to the longest, so each length bucket is compiled."""
-    ordered = sorted(prompts, key=len)
-    step = max(1, (len(ordered) - 1) // (WARM_UP_PROMPTS - 1))
-    return [*ordered[::step], ordered[-1]][:WARM_UP_PROMPTS + 1]
 
 
 def estimate(rate: float, gpus: int) -> dict:
@@ -102,7 +94,7 @@ def benchmark(args: argparse.Namespace, folder: Path) -> dict:
         started = time.perf_counter()
         judge.start()
         load_s = time.perf_counter() - started
-        warm_up_s = judge.warm_up(warm_up_prompts(prompts))
+        warm_up_s = judge.warm_up(prompts)  # one short batch per prompt length
         started = time.perf_counter()
         summary = judge_file(results, judge, families)
         judge_s = time.perf_counter() - started
