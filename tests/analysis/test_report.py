@@ -1,6 +1,7 @@
 """The whole report: scripts/summarize.py on the committed sample, with and without matplotlib."""
 
 import base64
+import json
 import csv
 import re
 import shutil
@@ -85,3 +86,39 @@ def test_files_without_records_are_a_clear_error(tmp_path, capsys):
     (tmp_path / "out.json").write_text("[]")
     assert summarize_main([str(tmp_path / "out.json"), "--out", str(tmp_path / "summary")]) == 2
     assert "no records yet" in capsys.readouterr().err and not (tmp_path / "summary").exists()
+
+
+def write_judgments(output: Path, judge: str, coherence) -> Path:
+    """A judge's store for every record of `output`: narrative replies whose coherence is coherence(record)."""
+    from actors.store import ResultStore
+    from analysis.judge import FAMILIES, judged_path
+    from analysis.judge.store import judgment_key, make_judgment
+
+    path = judged_path(output, judge)
+    path.parent.mkdir(exist_ok=True)
+    store = ResultStore(path, judgment_key)
+    for record in load([output])[0]:
+        reply = json.dumps({"coherence": coherence(record), "derailment": 1, "tangentiality": 1, "grammar": 4})
+        store.add([make_judgment(record, FAMILIES["narrative"], reply, {"judge": judge})])
+    store.close()
+    return path
+
+
+def test_judged_metrics_reach_the_statistics_and_two_judges_need_a_choice(tmp_path, capsys):
+    (dreams,) = copies(tmp_path / "results", "outputs_*dreams.json")
+    # a judge that finds the damaged dreams less coherent, the more so at higher sigma
+    write_judgments(Path(dreams), "openai:test", lambda r: 5 - round(2 * r["level_value"] + r["repeat_index"] % 2))
+    out = tmp_path / "summary"
+    assert summarize_main([dreams, "--out", str(out), "--resamples", "99", "--workers", "1"]) == 0
+    vulnerability = pd.read_csv(out / "vulnerability.csv", index_col=0)
+    assert vulnerability.loc["judge_coherence"].iloc[0] not in ("n/a", "not reached")
+    trends = pd.read_csv(out / "trends.csv")
+    coherence = trends[trends["metric"] == "judge_coherence"].iloc[0]
+    assert coherence["spearman_rho"] < 0 and coherence["spearman_p"] < 0.01  # falls with sigma, one-sided
+    write_judgments(Path(dreams), "local:other", lambda r: 3)
+    capsys.readouterr()
+    assert summarize_main([dreams, "--out", str(out), "--resamples", "99", "--workers", "1"]) == 2
+    assert "pick one with --judge" in capsys.readouterr().err
+    assert summarize_main([dreams, "--out", str(out), "--resamples", "99", "--workers", "1",
+                           "--judge", "local-other"]) == 0
+    assert pd.read_csv(out / "vulnerability.csv", index_col=0).loc["judge_coherence"].iloc[0] == "not reached"  # constant
