@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,14 @@ def records_of(path: Path) -> list[dict]:
 def stable(record: dict) -> dict:
     """A record without the fields that legitimately differ between runs (times, actor, memory)."""
     return {k: v for k, v in record.items() if k not in VOLATILE}
+
+
+def wait_for(condition, timeout: float = 300.0):
+    """condition()'s first truthy value, polled every 0.2 s; TimeoutError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise TimeoutError("condition not met")

@@ -26,7 +26,7 @@ from actors.preflight import PreflightError, check_address
 from actors.store import ResultStore, read_records
 from configs.experiments import ExperimentConfig, apply_overrides, check_image, get_config
 from scripts.launch import main
-from tests.actors.conftest import records_of, stable
+from tests.actors.conftest import records_of, stable, wait_for
 from tests.conftest import ROOT
 
 SMALL = ["--config", "dreams_it", "--gpus", "0", "--model", "embedded", "--max-prompts", "2",
@@ -375,15 +375,6 @@ def writer_process(launcher: subprocess.Popen) -> psutil.Process | None:
             continue
     return None
 
-
-def wait_for(condition, timeout: float = 300.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise TimeoutError("condition not met")
 
 
 @pytest.mark.slow

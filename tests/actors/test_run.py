@@ -2,7 +2,6 @@ import logging
 import os
 import signal
 import threading
-import time
 
 import pytest
 
@@ -10,7 +9,7 @@ from actors.driver import LaunchOptions, run_experiment
 from actors.plan import output_path, record_key
 from actors.store import CorruptOutputError
 from configs.experiments import get_config
-from tests.actors.conftest import SMALL, records_of, small_config, stable
+from tests.actors.conftest import SMALL, records_of, small_config, stable, wait_for
 
 FIELDS = {"timestamp", "model_name", "degradation_method", "level_value", "std_dev", "param_group_name", "repeat_index",
           "seed", "prompt_group", "prompt_id", "prompt_text", "output", "duration", "tokens", "tokens_in",
@@ -68,9 +67,9 @@ def test_killed_model_actor_is_replaced_and_the_run_completes(ray_cluster, tmp_p
     journal = output_path(config, tmp_path).with_suffix(".json.journal")
     writer = "ResultWriter:" + output_path(config, tmp_path).stem.removeprefix("outputs_")
     address = ray_cluster.get_runtime_context().gcs_address  # this test's cluster, not any other on the machine
-    actors = _wait_for(lambda: _alive(lambda **kw: list_actors(address=address, **kw),
+    actors = wait_for(lambda: _alive(lambda **kw: list_actors(address=address, **kw),
                                       {"ModelActor:cpu0", writer, "LogSink"}))
-    _wait_for(lambda: journal.exists() and journal.stat().st_size > 0)
+    wait_for(lambda: journal.exists() and journal.stat().st_size > 0)
     os.kill(actors["ModelActor:cpu0"], signal.SIGKILL)
     thread.join(timeout=240)
     records = result["records"]
@@ -84,15 +83,6 @@ def _alive(list_actors, names: set[str]) -> dict[str, int] | None:
     found = {a.name: a.pid for a in list_actors(filters=[("state", "=", "ALIVE")]) if a.name in names}
     return found if set(found) == names and all(found.values()) else None
 
-
-def _wait_for(condition, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise TimeoutError("condition not met")
 
 
 def test_corrupt_output_is_refused_and_left_byte_identical(ray_cluster, tmp_path):
