@@ -1,6 +1,7 @@
 """IQ accuracy per cell of the design, with an interval and a chance baseline (docs/analysis.md).
 
-A cell is (prompt_group, degradation_method, param_group_name, level_value, prompt_category).
+A cell is (model_name, settings_hash, prompt_group, degradation_method, param_group_name, level_value,
+prompt_category): records of other models or settings are never pooled.
 accuracy = mean over repetitions of the repetition's share of right answers: the repetition (one
 lesion draw) is the unit of replication, not the output, because outputs of one draw share its lesion.
 interval: percentile bootstrap of that mean over the repetition means (scipy.stats.bootstrap), or a
@@ -18,10 +19,13 @@ import pandas as pd
 from scipy import stats
 
 from analysis.answers import score_answer
+from analysis.statistics import cell_rng
 
 logger = logging.getLogger(__name__)
 
-CELL_FIELDS = ("prompt_group", "degradation_method", "param_group_name", "level_value", "prompt_category")
+# model and settings hash too: records of other models, settings or the original pipeline are never pooled
+CELL_FIELDS = ("model_name", "settings_hash", "prompt_group", "degradation_method", "param_group_name", "level_value",
+               "prompt_category")
 COLUMNS = (*CELL_FIELDS, "n", "repetitions", "items", "accuracy", "ci_low", "ci_high", "interval",
            "chance", "chance_low", "chance_high")
 CONFIDENCE = 0.95
@@ -33,15 +37,16 @@ def category_accuracy(records: list[dict], seed: int = 0, permutations: int = 20
     if permutations < 1:
         raise ValueError(f"permutations={permutations}; the chance baseline needs at least 1")
     scored = _keyed_frame(records)
-    rng = np.random.default_rng(seed)  # one generator, consumed cell by cell in sorted order
     logger.info("IQ accuracy: %d keyed records, seed %d, %d permutations", len(scored), seed, permutations)
-    rows = [_cell_row(cell, rng, permutations) for _, cell in scored.groupby(list(CELL_FIELDS), sort=True)]
+    # one generator per cell, a pure function of (seed, cell): adding a file changes no other cell's figures
+    rows = [_cell_row(cell, cell_rng(seed, key), permutations)
+            for key, cell in scored.groupby(list(CELL_FIELDS), sort=True, dropna=False)]
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def _keyed_frame(records: list[dict]) -> pd.DataFrame:
     """The records that carry an answer key (no key: not scored, not counted)."""
-    rows = [{**{field: record.get(field) for field in CELL_FIELDS}, "repeat_index": record["repeat_index"],
+    rows = [{**{field: record.get(field, "") for field in CELL_FIELDS}, "repeat_index": record["repeat_index"],
              "item": record.get("prompt_id", record.get("prompt_text")), "prompt": record.get("prompt_text", ""),
              "output": record.get("output", ""), "key": record["answer_key"]}
             for record in records if record.get("answer_key")]

@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 CHUNK_SIZE = 250  # records per spaCy stream, and per Ray task
 RAY_THRESHOLD = 1000  # missing records of a file above which a Ray job beats one process (docs/analysis.md)
 SET_COLUMN = "metric_set"
+CONTENT_COLUMN = "content"
+DATA_DIR = Path(__file__).parent / "data"
+TEXT_COLUMNS = ("key", "model_name", "settings_hash", "prompt_group", "degradation_method", "param_group_name",
+                "prompt_category", CONTENT_COLUMN)
 
 
 def register_metrics() -> list[str]:
@@ -35,9 +39,24 @@ def register_metrics() -> list[str]:
 
 
 def metric_set_version(names: list[str]) -> str:
-    """A short hash of the metrics' names and versions: a cached row counts only under the same one."""
-    signature = ";".join(f"{name}={METRICS[name].version}" for name in sorted(names))
+    """A short hash of what the cached values depend on besides the record: the metrics' names and
+    versions, the data files they read (content units, answer forms), spaCy's version and whether WordNet
+    is installed. A cached row counts only under the same one."""
+    import spacy
+
+    from analysis.language import wordnet
+
+    data = [hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(DATA_DIR.glob("*.toml"))]
+    signature = ";".join([*(f"{name}={METRICS[name].version}" for name in sorted(names)), *data,
+                          f"spacy={spacy.__version__}", f"wordnet={wordnet() is not None}"])
     return hashlib.sha256(signature.encode()).hexdigest()[:12]
+
+
+def content_hash(record: dict) -> str:
+    """A short hash of what a record's metrics are computed from: its output, prompt and answer key
+    (a record key does not change when an output is regenerated)."""
+    parts = (record.get("output") or "", record.get("prompt_text") or "", record.get("answer_key") or "")
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
 def table_path(results: Path) -> Path:
@@ -50,7 +69,7 @@ def normalise(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     frame = frame.copy()
     for column in (*names, "level_value"):
         frame[column] = pd.to_numeric(frame[column]).astype("float64")
-    for column in ("key", "model_name", "prompt_group", "degradation_method", "param_group_name", "prompt_category"):
+    for column in TEXT_COLUMNS:
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     for column in ("repeat_index", "prompt_id"):
         frame[column] = pd.to_numeric(frame[column]).astype("Int64")
@@ -68,22 +87,27 @@ def score_chunk(records: list[dict], names: list[str]) -> pd.DataFrame:
     from analysis.discourse import prepare
 
     prepare([record.get("output") or "" for record in records])
-    return normalise(metrics_frame(records, names), names)
+    frame = metrics_frame(records, names).assign(**{CONTENT_COLUMN: [content_hash(r) for r in records]})
+    return normalise(frame, names)
 
 
 def score_records(records: list[dict], names: list[str], chunk_size: int = CHUNK_SIZE) -> pd.DataFrame:
     """The one-process loop: `score_chunk` over consecutive chunks (the Ray job runs the same chunks)."""
     frames = [score_chunk(chunk, names) for chunk in chunks(records, chunk_size)]
-    return pd.concat(frames, ignore_index=True) if frames else normalise(metrics_frame([], names), names)
+    return pd.concat(frames, ignore_index=True) if frames else _empty(names)
+
+
+def _empty(names: list[str]) -> pd.DataFrame:
+    return normalise(metrics_frame([], names).assign(**{CONTENT_COLUMN: []}), names)
 
 
 def read_table(path: Path, names: list[str]) -> pd.DataFrame:
     """The rows of a metrics table computed under the current metric set, indexed by key (empty if none)."""
-    columns = ["key", *DESIGN_FIELDS, *names]
+    columns = ["key", *DESIGN_FIELDS, *names, CONTENT_COLUMN]
     if not path.exists():
         return pd.DataFrame(columns=columns).set_index("key", drop=False)
     table = pd.read_csv(path, float_precision="round_trip", keep_default_na=False, na_values=[""],
-                        dtype={"key": str, SET_COLUMN: str})
+                        dtype={**{column: str for column in TEXT_COLUMNS}, SET_COLUMN: str})
     complete = SET_COLUMN in table and set(columns) <= set(table.columns)  # else: an older table
     table = table[table[SET_COLUMN] == metric_set_version(names)] if complete else table.iloc[0:0]
     return normalise(table.reindex(columns=columns), names).set_index("key", drop=False)
@@ -125,7 +149,9 @@ def update_table(results: Path, names: list[str], address: str | None = None, wo
     records = unique_records(results)
     path = table_path(results)
     cached = read_table(path, names)
-    missing = [record for record in records if record_key(record) not in cached.index]
+    fresh = dict(zip(cached.index, cached[CONTENT_COLUMN])) if len(cached) else {}
+    missing = [record for record in records if fresh.get(record_key(record)) != content_hash(record)]
+    cached = cached.drop(index=[record_key(r) for r in missing if record_key(r) in fresh])
     if missing:
         logger.info("%s: scoring %d of %d records", results, len(missing), len(records))
         scored = score(missing, names, address, workers, ray_threshold).set_index("key", drop=False)
@@ -145,6 +171,5 @@ def load_metrics(paths: list[Path], address: str | None = None, workers: int | N
     with `workers` tasks at a time) and the tables updated."""
     names = register_metrics()
     tables = [update_table(Path(path), names, address, workers, ray_threshold)[0] for path in paths]
-    if not tables:
-        return normalise(metrics_frame([], names), names)
-    return pd.concat(tables, ignore_index=True).drop_duplicates("key").reset_index(drop=True)
+    frame = pd.concat(tables, ignore_index=True).drop_duplicates("key") if tables else _empty(names)
+    return frame.drop(columns=[CONTENT_COLUMN]).reset_index(drop=True)

@@ -48,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     names = register_metrics()
     for path in args.results:
-        table, scored = update_table(path, names, args.address, args.workers, args.ray_threshold)
+        try:  # a corrupt or foreign results file, an unreadable table, no Ray cluster: one line, no traceback
+            table, scored = update_table(path, names, args.address, args.workers, args.ray_threshold)
+        except (ValueError, RuntimeError, OSError) as error:
+            print(f"error: {path}: {error}", file=sys.stderr)
+            return 2
         print(f"{path}: {len(table)} records, {scored} scored -> {table_path(path)}")
     return 0
 

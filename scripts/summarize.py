@@ -19,7 +19,7 @@ import pandas as pd
 
 from analysis.iq_accuracy import category_accuracy
 from analysis.judge import FAMILIES, judged_frame, merge_judged
-from analysis.judge.store import JUDGED_DIR
+from analysis.judge.store import JUDGED_DIR, judge_slug
 from analysis.metrics_store import load_metrics
 from analysis.report import Table, write_report
 from analysis.statistics import D_UNITS
@@ -28,7 +28,7 @@ from analysis.summary import load
 
 def judged_files(paths: list[Path], judge: str | None) -> list[Path]:
     """The judge's stores of the results files (`results/judged/<stem>.judged.<judge>.json`)."""
-    pattern = f"*.judged.{judge or '*'}.json"
+    pattern = f"*.judged.{judge_slug(judge) if judge else '*'}.json"  # a spec (openai:gpt-4o-mini) or its slug
     found = [p for path in paths for p in sorted((path.parent / JUDGED_DIR).glob(pattern))
              if p.name.startswith(f"{path.stem}.judged.") and not p.name.endswith(".runs.json")]
     judges = {p.name.split(".judged.")[1].removesuffix(".json") for p in found}
@@ -59,8 +59,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples per interval")
     parser.add_argument("--d-unit", choices=D_UNITS, default="repetition",
                         help="what Cohen's d pools: repetition means (default) or single records")
-    parser.add_argument("--judge", help="the judge whose judgments to include (the slug in results/judged/"
-                                        "<file>.judged.<slug>.json); needed only when several judged the files")
+    parser.add_argument("--judge", help="the judge whose judgments to include (its spec, e.g. openai:gpt-4o-mini, "
+                                        "or the slug in results/judged/<file>.judged.<slug>.json); needed only "
+                                        "when several judged the files")
     parser.add_argument("--address", help="Ray cluster for scoring many new records (default: a local one)")
     parser.add_argument("--workers", type=int, help="Ray tasks at a time when scoring (default: the cluster's CPUs)")
     return parser.parse_args(argv)
@@ -72,13 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: no such results file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    records, notes = load(args.results)
-    if not records:
-        print(f"error: no records yet in {', '.join(map(str, args.results))}", file=sys.stderr)
-        return 2
-    try:
+    try:  # a corrupt or foreign file, a metrics table or judges to choose: one line, no traceback
+        records, notes = load(args.results)
+        if not records:
+            raise ValueError(f"no records yet in {', '.join(map(str, args.results))}")
         frame = per_record_frame(args)
-    except ValueError as error:
+    except (ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     written = write_report(frame, args.out, notes, extra_tables(records, frame), seed=args.seed,

@@ -78,3 +78,18 @@ def test_cli(tmp_path, capsys):
     assert metrics_main([str(results), "--workers", "1"]) == 0
     assert "3 records, 3 scored" in capsys.readouterr().out
     assert metrics_main([str(tmp_path / "missing.json")]) == 2
+
+
+def test_a_regenerated_output_under_the_same_key_is_rescored_and_hashes_stay_text(tmp_path):
+    results = small_results(tmp_path, 4)
+    names = register_metrics()
+    records = json.loads(results.read_text())
+    records[0]["settings_hash"] = "001234567890"  # all digits: pandas would read it back as a number
+    results.write_text(json.dumps(records))
+    update_table(results, names)
+    records[1]["output"] = "The the the the the the."  # same record key, new text
+    results.write_text(json.dumps(records))
+    table, scored = update_table(results, names)
+    assert scored == 1 and table.loc[1, "distinct_1"] == 1 / 6  # one distinct word in six
+    assert read_table(table_path(results), names)["settings_hash"].iloc[0] == "001234567890"
+    pd.testing.assert_frame_equal(table, score_records(records, names))

@@ -120,5 +120,17 @@ def test_judged_metrics_reach_the_statistics_and_two_judges_need_a_choice(tmp_pa
     assert summarize_main([dreams, "--out", str(out), "--resamples", "99", "--workers", "1"]) == 2
     assert "pick one with --judge" in capsys.readouterr().err
     assert summarize_main([dreams, "--out", str(out), "--resamples", "99", "--workers", "1",
-                           "--judge", "local-other"]) == 0
+                           "--judge", "local:other"]) == 0  # the spec, as judge.py takes it
     assert pd.read_csv(out / "vulnerability.csv", index_col=0).loc["judge_coherence"].iloc[0] == "not reached"  # constant
+
+
+def test_a_corrupt_results_file_is_one_line_for_summarize_and_metrics(tmp_path, capsys):
+    from scripts.metrics import main as metrics_main
+
+    bad = tmp_path / "outputs_bad.json"
+    bad.write_text('[{"output": "cut off')
+    assert summarize_main([str(bad), "--out", str(tmp_path / "summary")]) == 2
+    assert metrics_main([str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 2 and "Traceback" not in err and str(bad) in err
+    assert bad.read_text() == '[{"output": "cut off'  # left untouched
