@@ -60,13 +60,21 @@ def split_spec(spec: str) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace, backend, families) -> int:
-    """Judge every file; print each family's parse rate (this run, and over everything stored)."""
+    """Judge every file; print each family's parse rate (this run, and over everything stored).
+
+    Exit code 1 when some requests failed after their retries: they stay missing, and the same command
+    asks for them again."""
+    failed = 0
     for path in args.files:
         summary = judge_file(path, backend, families)
+        failed += summary["failed"]
         print(f"{path}: {summary['judged']} judged, {summary['failed']} failed -> {summary['judged_file']}")
         for family, rate in stored_parse_rates(path, summary["judge"], families).items():
             print(f"  {family}: parse rate {rate['parse_rate']:.3f} ({rate['parsed']}/{rate['judgments']} stored)")
-    return 0
+    if failed:
+        print(f"error: {failed} judgments failed after their retries; run the same command to ask again",
+              file=sys.stderr)
+    return 1 if failed else 0
 
 
 def run_local(args: argparse.Namespace, model: str, families, log_file: Path) -> int:

@@ -20,6 +20,9 @@ from urllib.parse import urlsplit
 logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 RETRIED_STATUS = (408, 409, 429, 500, 502, 503, 504)
+# the endpoint refuses every request alike (a bad key, no access, no such model): stop at the first one
+FATAL_STATUS = {401: "the key was refused: check OPENAI_API_KEY", 403: "no access: check the key's permissions",
+                404: "no such model or endpoint: check the model name and OPENAI_BASE_URL"}
 OPENAI_URL = "https://api.openai.com/v1"  # an empty OPENAI_BASE_URL (as env.example leaves it) means this
 
 
@@ -97,6 +100,9 @@ class OpenAIJudge:
             futures = {pool.submit(self._with_retries, prompt): index for index, prompt in enumerate(prompts)}
             for future in as_completed(futures):
                 error = future.exception()
+                status = getattr(error, "status_code", None)
+                if status in FATAL_STATUS:  # one line for the user, not one warning per request
+                    raise RuntimeError(f"judge endpoint answered {status}: {FATAL_STATUS[status]}") from None
                 yield futures[future], error if error is not None else future.result()
         finally:  # Ctrl-C or an abandoned run: drop the requests not yet started rather than wait for them
             pool.shutdown(wait=True, cancel_futures=True)

@@ -285,6 +285,23 @@ def test_exhausted_retries_store_nothing_and_the_next_run_judges_the_pair(result
         assert judge_file(results_file, judge, [family])["judged"] == 1  # the pair was still missing
 
 
+def test_a_refused_key_stops_the_run_in_one_line_and_failures_exit_non_zero(
+        results_file, tmp_path, monkeypatch, capsys, restore_logging):
+    with ChatServer(fail_first=-1, fail_status=401) as server:  # a bad key: every request is refused
+        assert run_cli(results_file, tmp_path / "logs", monkeypatch, server, "--workers", "1") == 1
+        assert len(server.requests) <= 2  # stopped at the first refusal, not once per record
+    assert "judge endpoint answered 401: the key was refused: check OPENAI_API_KEY" in caplog_text(tmp_path / "logs")
+    assert "Traceback" not in capsys.readouterr().err
+    with ChatServer(fail_first=-1, fail_status=503, retry_after=None) as server:  # down: retried, then failed
+        assert run_cli(results_file, tmp_path / "logs", monkeypatch, server, "--max-attempts", "1") == 1
+    assert "judgments failed after their retries; run the same command" in capsys.readouterr().err
+
+
+def caplog_text(folder: Path) -> str:
+    """Every run log written in `folder`."""
+    return "".join(path.read_text() for path in folder.glob("*.log"))
+
+
 def test_backoff_doubles_up_to_its_cap_without_random_state():
     judge = OpenAIJudge("m", "http://127.0.0.1:9/v1", "k", backoff_s=0.5, max_wait_s=3.0)
     assert [judge._wait(attempt, RuntimeError()) for attempt in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
