@@ -44,9 +44,8 @@ def per_record_frame(args: argparse.Namespace) -> pd.DataFrame:
     return merge_judged(frame, judged_frame(judged, FAMILIES)) if judged else frame
 
 
-def extra_tables(records: list[dict], frame: pd.DataFrame) -> list[Table]:
+def extra_tables(records: list[dict]) -> list[Table]:
     """Tables the report shows after the standard ones, as (title, DataFrame): IQ accuracy per category."""
-    del frame
     accuracy = category_accuracy(records)
     return [("iq_accuracy", accuracy)] if len(accuracy) else []
 
@@ -81,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    written = write_report(frame, args.out, notes, extra_tables(records, frame), seed=args.seed,
+    written = write_report(frame, args.out, notes, extra_tables(records), seed=args.seed,
                            n_resamples=args.resamples, d_unit=args.d_unit)
     print((args.out / "vulnerability.md").read_text(encoding="utf-8"))
     for line in [*written.notes, *written.hints]:
