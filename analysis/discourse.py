@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from wordfreq import zipf_frequency
 
-from analysis.language import encoder_threads, sentence_encoder, spacy_pipeline, wordnet
+from analysis.language import NO_NER, encoder_threads, sentence_encoder, spacy_pipeline, wordnet
 from analysis.registry import Metric, register
 
 NOT_WORDS = {"PUNCT", "SPACE", "SYM"}
@@ -69,13 +69,13 @@ def parse(text: str) -> Parse:
     if text in _PARSES:
         _PARSES.move_to_end(text)
         return _PARSES[text]
-    return _remember(text, _build(spacy_pipeline()(text)))
+    return _remember(text, _build(spacy_pipeline()(text, disable=NO_NER)))
 
 
 def prepare(texts: list[str]) -> None:
     """Parse the texts that are not cached yet in one `nlp.pipe` stream."""
     new = list(dict.fromkeys(text for text in texts if text not in _PARSES))
-    for text, doc in zip(new, spacy_pipeline().pipe(new, batch_size=64)):
+    for text, doc in zip(new, spacy_pipeline().pipe(new, batch_size=64, disable=NO_NER)):
         _remember(text, _build(doc))
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis import content_units
 from analysis.content_units import load_units, score, units_mentioned
+from analysis.language import spacy_pipeline
 from analysis.registry import get_metric
 from analysis.table import metrics_frame
 
@@ -105,7 +105,7 @@ def test_negation_removes_the_unit_and_its_affirmation_keeps_it():
 
 def test_cookies_lemma_quirk_is_covered():
     """en_core_web_sm lemmatises "cookies" to "cooky"; the unit's words list both."""
-    assert [t.lemma_ for t in content_units._nlp()("cookies")] == ["cooky"]
+    assert [t.lemma_ for t in spacy_pipeline()("cookies")] == ["cooky"]
     assert units_mentioned("cookies") == ["cookie"]
     assert units_mentioned("biscuits") == ["cookie"]
 
