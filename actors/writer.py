@@ -22,8 +22,8 @@ from actors.store import ResultStore
 class ResultWriter:
     """Owns the ResultStore of one output: de-duplicates, flushes every append to the journal, compacts."""
 
-    def __init__(self, path: str, force: bool = False, flush_every: int = 20, owner: str | None = None):
-        self.path, self.force, self.flush_every, self.owner = Path(path), force, flush_every, owner
+    def __init__(self, path: str, force: bool = False, owner: str | None = None):
+        self.path, self.force, self.owner = Path(path), force, owner
         # the driver reports the store's failures and conflicts; without a handler Python's last-resort one
         # would print them a second time, through Ray, on the console
         logging.getLogger().addHandler(logging.NullHandler())
@@ -40,15 +40,14 @@ class ResultWriter:
 
         Returns the old files that --force moved aside and the conflicts kept aside on load.
         """
-        self.store = ResultStore(self.path, record_key, flush_every=self.flush_every, force=self.force,
-                                 owner=self.owner)
+        self.store = ResultStore(self.path, record_key, force=self.force, owner=self.owner)
         return {"moved_aside": [str(p) for p in self.store.moved_aside], "conflicts": len(self.store.conflicts),
                 "conflicts_path": str(self.store.conflicts_path)}
 
     def _opened(self) -> ResultStore:
         """The store; a restarted writer (its __init__ ran again) reopens it, never with --force."""
         if self.store is None:
-            self.store = ResultStore(self.path, record_key, flush_every=self.flush_every, owner=self.owner)
+            self.store = ResultStore(self.path, record_key, owner=self.owner)
         return self.store
 
     def done_keys(self) -> set[str]:
