@@ -19,9 +19,9 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.logs import LogSink
 from actors.model_actor import ModelActor
-from actors.plan import Unit, missing_units, output_path, total_records
+from degrader.run.plan import Unit, missing_units, output_path, total_records
 from actors.progress import Progress
-from actors.store import StoreWriteError
+from degrader.run.store import StoreWriteError
 from actors.writer import ResultWriter
 from configs.experiments import ExperimentConfig
 

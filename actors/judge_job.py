@@ -19,7 +19,7 @@ import ray
 from actors.driver import LaunchOptions, local_pin
 from actors.logs import LogSink
 from actors.model_actor import ModelActor
-from actors.worker import WARM_UP_STEPS
+from degrader.run.worker import WARM_UP_STEPS
 from analysis.judge.backends import Reply
 from configs.experiments import ExperimentConfig, get_config
 from degrader.models import check_spec, model_name

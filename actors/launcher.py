@@ -12,8 +12,8 @@ import ray
 
 from actors.driver import LaunchOptions, run_sweep
 from actors.logs import log_path, setup_driver_logging
-from actors.plan import output_path
-from actors.store import CorruptOutputError, OutputLockedError, StoreWriteError
+from degrader.run.plan import output_path
+from degrader.run.store import CorruptOutputError, OutputLockedError, StoreWriteError
 from configs.experiments import ExperimentConfig
 from degrader.models import model_name_clean
 

@@ -17,8 +17,8 @@ import torch
 from ray.util.metrics import Counter
 
 from actors.logs import setup_actor_logging
-from actors.plan import Unit
-from actors.worker import ModelWorker, UnitReport
+from degrader.run.plan import Unit
+from degrader.run.worker import ModelWorker, UnitReport
 from configs.experiments import ExperimentConfig
 
 logger = logging.getLogger(__name__)

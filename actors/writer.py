@@ -14,8 +14,8 @@ from pathlib import Path
 import ray
 from ray.util.metrics import Counter
 
-from actors.plan import record_key
-from actors.store import ResultStore
+from degrader.run.plan import record_key
+from degrader.run.store import ResultStore
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)

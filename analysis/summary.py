@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from actors.plan import record_key
-from actors.store import read_records
+from degrader.run.plan import record_key
+from degrader.run.store import read_records
 from analysis.statistics import (
     VARIANT,
     damage_coordinate,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from actors.plan import record_key
+from degrader.run.plan import record_key
 from analysis.registry import load_builtin
 
 # The record fields that place a value in the design: task, lesion variant, level, repetition, prompt.

@@ -3,7 +3,7 @@
     python scripts/bench_attention.py      # Gemma-3-4b-it shapes, batch 38 and 380, 382-token cache
 
 Compares SDPA backends, a plain matmul-softmax-matmul and the split-KV Triton kernel
-(`degrader.decode_kernel`) on grouped queries ([B, kv_heads, group, D]), each compiled as the decode
+(`degrader.decoding.decode_kernel`) on grouped queries ([B, kv_heads, group, D]), each compiled as the decode
 step is, and prints microseconds per call, the share of the bandwidth needed to read the keys and values
 once (the split-KV kernel skips masked rows, so it can pass 1), and the largest difference from a float32
 matmul reference and from eager SDPA.
@@ -24,7 +24,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from degrader import decode_kernel  # noqa: E402
+from degrader.decoding import decode_kernel  # noqa: E402
 from degrader.memory import datasheet_bandwidth  # noqa: E402
 
 

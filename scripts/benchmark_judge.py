@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from actors.store import read_records  # noqa: E402
+from degrader.run.store import read_records  # noqa: E402
 from analysis.judge import FAMILIES, judged_path  # noqa: E402
 from analysis.judge.run import judge_file, pending_requests  # noqa: E402
 

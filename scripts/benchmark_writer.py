@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors.plan import record_key  # noqa: E402
-from actors.store import ResultStore  # noqa: E402
+from degrader.run.plan import record_key  # noqa: E402
+from degrader.run.store import ResultStore  # noqa: E402
 
 
 def record(i: int) -> dict:

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from actors.logs import log_path, setup_driver_logging  # noqa: E402
-from actors.store import CorruptOutputError, OutputLockedError  # noqa: E402
+from degrader.run.store import CorruptOutputError, OutputLockedError  # noqa: E402
 from analysis.judge import FAMILIES, select_families  # noqa: E402
 from analysis.judge.backends import OpenAIJudge, openai_settings  # noqa: E402
 from analysis.judge.run import judge_file, stored_parse_rates  # noqa: E402

@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from actors.plan import output_path  # noqa: E402
+from degrader.run.plan import output_path  # noqa: E402
 from configs.experiments import EXPERIMENTS, apply_overrides, check_image, get_config, method_default_range  # noqa: E402, E501
 from configs.sweeps import SWEEPS, VARIANTS, apply_variant, sweep_variants  # noqa: E402
 from degrader.models import check_spec, takes_images  # noqa: E402
@@ -109,14 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         configs = build_configs(args)
-        from actors.preflight import preflight
+        from degrader.run.preflight import preflight
 
         missing = preflight(configs, args)  # before Ray starts: folders, GPUs, address, model, existing output
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.dry_run:
-        from actors.dry_run import print_plan
+        from degrader.run.dry_run import print_plan
 
         return max(print_plan(config, args) for config in configs)
     from actors.launcher import launch

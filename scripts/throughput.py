@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors.store import read_records  # noqa: E402
+from degrader.run.store import read_records  # noqa: E402
 
 
 def seconds(timestamp: str) -> float:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from actors.store import ResultStore, read_records
+from degrader.run.store import ResultStore, read_records
 from analysis.judge.backends import JudgeBackend, Reply
 from analysis.judge.families import Family
 from analysis.judge.store import (

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from actors.plan import record_key
-from actors.store import read_records
+from degrader.run.plan import record_key
+from degrader.run.store import read_records
 from analysis.judge.families import Family, ReplyError
 from analysis.registry import METRICS, Metric, register
 
@@ -78,7 +78,7 @@ def parse_rates(judgments: list[dict]) -> dict[str, dict]:
 
 
 def judged_frame(paths: list[Path], families: dict[str, Family]) -> pd.DataFrame:
-    """One row per judged record (`key` = `actors.plan.record_key`), one column per judged field.
+    """One row per judged record (`key` = `degrader.run.plan.record_key`), one column per judged field.
 
     Columns: `judge_<field>` (booleans as 0/1, NaN where unparsed), `judge_<family>_parsed` (1/0, so the
     missingness of unparsed replies can itself be analysed per level), and `judge_<count_field>` for

@@ -3,7 +3,7 @@
 from collections import deque
 
 from actors.driver import batch_sizes, take_batch
-from actors.plan import Unit
+from degrader.run.plan import Unit
 
 ALL = (0, 1, 2)
 

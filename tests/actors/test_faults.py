@@ -21,9 +21,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from actors.plan import output_path, planned_key, record_key
-from actors.preflight import PreflightError, check_address
-from actors.store import ResultStore, read_records
+from degrader.run.plan import output_path, planned_key, record_key
+from degrader.run.preflight import PreflightError, check_address
+from degrader.run.store import ResultStore, read_records
 from configs.experiments import ExperimentConfig, apply_overrides, check_image, get_config
 from scripts.launch import main
 from tests.actors.conftest import records_of, stable, wait_for
@@ -233,7 +233,7 @@ def key(record: dict) -> str:
 FILL_SCRIPT = textwrap.dedent("""
     import json, resource, sys
     sys.path.insert(0, {root!r})
-    from actors.store import ResultStore, StoreWriteError
+    from degrader.run.store import ResultStore, StoreWriteError
     resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))  # Python ignores SIGXFSZ: writes fail with EFBIG
     store = ResultStore(sys.argv[1], lambda r: str(r["i"]), flush_every=1, compact_every_s=float("inf"))
     i, acknowledged = len(store.records), []
@@ -284,7 +284,7 @@ def small_filesystem(tmp_path):
 
 
 def test_disk_full_store(small_filesystem):
-    from actors.store import StoreWriteError
+    from degrader.run.store import StoreWriteError
 
     store = ResultStore(small_filesystem / "out.json", key, flush_every=1, compact_every_s=float("inf"))
     saved = 0
@@ -317,7 +317,7 @@ def test_conflicting_duplicates_are_kept_aside(tmp_path, caplog):
 
 
 def test_the_lock_names_its_holder(tmp_path):
-    from actors.store import OutputLockedError
+    from degrader.run.store import OutputLockedError
 
     first = ResultStore(tmp_path / "out.json", key, owner="launch pid 12 on host-a, started 2026-01-01 10:00:00")
     with pytest.raises(OutputLockedError, match="launch pid 12 on host-a, started 2026-01-01 10:00:00"):

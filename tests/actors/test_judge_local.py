@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from actors.judge_decode import LENGTH_BUCKET
+from degrader.decoding.text_generator import LENGTH_BUCKET
 from actors.judge_job import LocalJudge
-from actors.plan import record_key
-from actors.store import read_records
-from actors.worker import ModelWorker
+from degrader.run.plan import record_key
+from degrader.run.store import read_records
+from degrader.run.worker import ModelWorker
 from analysis.judge import FAMILIES, judged_path
 from analysis.judge.run import judge_file, pending_requests
 from tests.actors.conftest import small_config

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from actors.plan import record_key
+from degrader.run.plan import record_key
 from tests.conftest import ROOT
 from tests.actors.conftest import records_of
 

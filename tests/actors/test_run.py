@@ -6,8 +6,8 @@ import threading
 import pytest
 
 from actors.driver import LaunchOptions, run_experiment
-from actors.plan import output_path, record_key
-from actors.store import CorruptOutputError
+from degrader.run.plan import output_path, record_key
+from degrader.run.store import CorruptOutputError
 from configs.experiments import get_config
 from tests.actors.conftest import SMALL, records_of, small_config, stable, wait_for
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from actors.plan import record_key
-from actors.store import read_records
+from degrader.run.plan import record_key
+from degrader.run.store import read_records
 from analysis.judge import (
     FAMILIES,
     judged_frame,

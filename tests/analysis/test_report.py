@@ -90,7 +90,7 @@ def test_files_without_records_are_a_clear_error(tmp_path, capsys):
 
 def write_judgments(output: Path, judge: str, coherence) -> Path:
     """A judge's store for every record of `output`: narrative replies whose coherence is coherence(record)."""
-    from actors.store import ResultStore
+    from degrader.run.store import ResultStore
     from analysis.judge import FAMILIES, judged_path
     from analysis.judge.store import judgment_key, make_judgment
 

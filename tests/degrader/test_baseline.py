@@ -8,7 +8,7 @@ import torch
 
 from tests.conftest import PARAGRAPH, ROOT
 from degrader.baseline import Baseline
-from degrader.generation import perplexity
+from degrader.decoding.generation import perplexity
 from degrader.groups import resolve_group
 
 GROUP_LEVELS = {"attn_only": [0.0, 0.3, 0.6, 1.0], "mlp_only": [0.0, 0.1, 0.2, 0.4], "embed_only": [0.0, 0.3, 0.6]}

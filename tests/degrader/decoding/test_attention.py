@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from degrader.attention import NAME, grouped_decode_sdpa, use_grouped_decode_attention
-from degrader.generation import SamplingParams, decode, encode
+from degrader.decoding.attention import NAME, grouped_decode_sdpa, use_grouped_decode_attention
+from degrader.decoding.generation import SamplingParams, decode, encode
 from degrader.models import load_model
 from tests.conftest import interpreted_outputs
 
@@ -30,7 +30,7 @@ def test_matches_sdpa_with_repeated_key_value_heads(q_len):
 
 
 def test_the_embedded_model_decodes_the_same_tokens_with_it(monkeypatch):
-    import degrader.attention as attention
+    import degrader.decoding.attention as attention
 
     packed_calls = []
     real = attention._decode_backends
@@ -49,7 +49,7 @@ def test_the_embedded_model_decodes_the_same_tokens_with_it(monkeypatch):
 
 def run_split_kv(path: str) -> None:
     """In a child with triton's interpreter on: the embedded model's greedy tokens through SDPA and the kernel."""
-    from degrader import decode_kernel
+    from degrader.decoding import decode_kernel
 
     assert decode_kernel.available("cpu")  # the interpreter is on
     loaded = load_model("embedded", dtype="float32", device="cpu")

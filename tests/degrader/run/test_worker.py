@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-import actors.worker as worker_module
-from actors.plan import Unit
-from actors.worker import ModelWorker
+import degrader.run.worker as worker_module
+from degrader.run.plan import Unit
+from degrader.run.worker import ModelWorker
 from tests.actors.conftest import small_config, stable
 
 

@@ -15,8 +15,8 @@ import socket
 import tempfile
 from pathlib import Path
 
-from actors.plan import missing_units, output_path, record_key
-from actors.store import CorruptOutputError, read_records
+from degrader.run.plan import missing_units, output_path, record_key
+from degrader.run.store import CorruptOutputError, read_records
 from configs.experiments import ExperimentConfig
 from degrader.models import EMBEDDED_SPEC, RANDOM_PREFIX
 from degrader.random_models import random_architectures

@@ -2,7 +2,7 @@ import pytest
 import torch
 from PIL import Image
 
-from degrader.generation import SamplingParams, encode, generate, prompt_texts, stop_token_ids
+from degrader.decoding.generation import SamplingParams, encode, generate, prompt_texts, stop_token_ids
 
 PROMPTS = ["The capital of France is", "Once upon a time, in a small village by the sea, there lived", "1, 2, 3,"]
 

@@ -6,10 +6,10 @@ import argparse
 
 import torch
 
-from actors.legacy import ORIGINAL_SCHEMA
-from actors.plan import missing_units, output_path, record_key, total_records, total_units
-from actors.preflight import offline_config_name
-from actors.store import read_records
+from degrader.run.legacy import ORIGINAL_SCHEMA
+from degrader.run.plan import missing_units, output_path, record_key, total_records, total_units
+from degrader.run.preflight import offline_config_name
+from degrader.run.store import read_records
 from configs.experiments import ExperimentConfig
 from degrader import memory
 from degrader.models import EMBEDDED_SPEC, RANDOM_PREFIX, hf_token, model_name, resolve_dtype

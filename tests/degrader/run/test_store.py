@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from actors.store import CorruptOutputError, OutputLockedError, ResultStore, read_records
+from degrader.run.store import CorruptOutputError, OutputLockedError, ResultStore, read_records
 from tests.conftest import ROOT
 
 
@@ -68,7 +68,7 @@ def test_force_moves_the_old_output_aside(tmp_path):
 WRITER_SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {root!r})
-    from actors.store import ResultStore
+    from degrader.run.store import ResultStore
     store = ResultStore(sys.argv[1], lambda r: str(r["i"]), flush_every=20, compact_every_s=0.0)
     i = len(store.records)
     while True:

@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from degrader import memory
-from degrader.generation import SamplingParams, generate
+from degrader.decoding.generation import SamplingParams, generate
 from degrader.random_models import random_config
-from degrader.static_decode import StaticDecoder, bucket, static_cache
+from degrader.decoding.static_decode import StaticDecoder, bucket, static_cache
 
 PROMPTS = ["The capital of France is", "Once upon a time, in a small village by the sea, there lived", "1, 2, 3,"]
 

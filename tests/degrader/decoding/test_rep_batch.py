@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from degrader.baseline import Baseline
-from degrader.generation import SamplingParams, decode, encode, perplexities, perplexity, tile_rows
+from degrader.decoding.generation import SamplingParams, decode, encode, perplexities, perplexity, tile_rows
 from degrader.groups import resolve_group
-from degrader.rep_batch import RepEmbedding, RepLinear, RepStacks, unsupported_reason
-from degrader.static_decode import StaticDecoder
+from degrader.decoding.rep_batch import RepEmbedding, RepLinear, RepStacks, unsupported_reason
+from degrader.decoding.static_decode import StaticDecoder
 from tests.conftest import PARAGRAPH
 
 PROMPTS = ["The dream began in a house that", "I was walking by the sea and"]

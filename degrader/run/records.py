@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from actors.plan import Unit
+from degrader.run.plan import Unit
 from configs.experiments import ExperimentConfig
 from configs.prompts import Prompt
 from degrader import __version__
-from degrader.generation import Generation
+from degrader.decoding.generation import Generation
 from degrader.models import LoadedModel
 from degrader.seeding import derive_seed
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from degrader.baseline import degrade_tensor
-from degrader.fused import FusedRows
+from degrader.decoding.fused import FusedRows
 from degrader.groups import Target
 from degrader.methods import get_method
 from degrader.quantized import is_4bit
@@ -74,7 +74,7 @@ def unsupported_reason(model: nn.Module, targets: Sequence[Target]) -> str | Non
     for target in targets:
         if is_4bit(target.tensor):
             return f"{target.name} is a 4-bit tensor"
-        # a slice taken from a weight keeps it as _base; a fused projection's parameter (degrader/fused.py) is
+        # a slice taken from a weight keeps it as _base; a fused projection's parameter (degrader/decoding/fused.py) is
         # a Parameter made from a row block, with no _base: the module using it is found like any Linear's
         weight = target.tensor if target.tensor._base is None else target.tensor._base
         users = _users(model, weight)

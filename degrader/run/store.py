@@ -6,7 +6,7 @@ into a temporary file, fsyncs it and `os.replace`s the output, so the file at th
 always complete, valid JSON; the journal is emptied afterwards. A crash at any instant loses no
 flushed record: on start the output and the journal are merged and de-duplicated by record key.
 Only one process may hold the store of an output (an flock on `<output>.lock`).
-Records of the original thesis pipeline are normalised as they are read (actors/legacy.py): fields
+Records of the original thesis pipeline are normalised as they are read (degrader/run/legacy.py): fields
 are added, none changed, so the next compaction keeps every original field.
 
 A failed write (disk full, I/O error, read-only filesystem) is never acknowledged: the records it
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, TextIO
 
-from actors.legacy import normalise
+from degrader.run.legacy import normalise
 
 logger = logging.getLogger(__name__)
 Record = dict
@@ -95,7 +95,7 @@ class ResultStore:
         return moved
 
     def _load(self) -> None:
-        existing = read_records(self.path)  # legacy records normalised (actors/legacy.py)
+        existing = read_records(self.path)  # legacy records normalised (degrader/run/legacy.py)
         by_key = {}
         for record in existing:
             kept = by_key.setdefault(self.key_fn(record), record)
@@ -322,7 +322,7 @@ def _normalised(path: Path, records: list[Record]) -> list[Record]:
 def read_records(path: Path) -> list[Record]:
     """Every record of an output and its journal, read-only and without the lock (dry runs, reports).
 
-    Records of the original pipeline come back normalised (actors/legacy.py); the file is not changed.
+    Records of the original pipeline come back normalised (degrader/run/legacy.py); the file is not changed.
     """
     path = Path(path)
     journal = path.with_name(path.name + ".journal")

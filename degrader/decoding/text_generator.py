@@ -1,7 +1,7 @@
 """Greedy replies of an undamaged model to many chat prompts: the local LLM judge's decode path (no Ray).
 
 Prompts are grouped by token length rounded up to LENGTH_BUCKET, so the static, compiled decode step
-(degrader/static_decode.py) is built for a handful of shapes per run; each group runs in batches of a
+(degrader/decoding/static_decode.py) is built for a handful of shapes per run; each group runs in batches of a
 fixed number of rows (a short last batch is padded), sized from free GPU memory. Greedy decoding reads
 no random state, so the per-row seeds that `generate` takes are unused.
 """
@@ -14,9 +14,9 @@ from collections import defaultdict
 import torch
 
 from degrader import memory
-from degrader.generation import Generation, SamplingParams, generate, prompt_texts
+from degrader.decoding.generation import Generation, SamplingParams, generate, prompt_texts
 from degrader.models import LoadedModel
-from degrader.static_decode import StaticDecoder, bucket
+from degrader.decoding.static_decode import StaticDecoder, bucket
 
 logger = logging.getLogger(__name__)
 LENGTH_BUCKET = 128  # judge prompts (rubric + an output of up to 350 tokens) fall in a few of these
@@ -97,7 +97,7 @@ class TextGenerator:
 
     def _within_window(self, sequence: int) -> bool:
         """Whether a static cache of `sequence` tokens compiles once: past the sliding window it would recompile at
-        every step (degrader/static_decode.py), so such batches decode eagerly instead."""
+        every step (degrader/decoding/static_decode.py), so such batches decode eagerly instead."""
         window = getattr(self.loaded.model.config.get_text_config(decoder=True), "sliding_window", None)
         return window is None or sequence <= window
 

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 
-from degrader.generation import SamplingParams, cache_argument, choose_tokens
+from degrader.decoding.generation import SamplingParams, cache_argument, choose_tokens
 
 logger = logging.getLogger(__name__)
 STOP_CHECK_EVERY = 16  # steps between host syncs that test whether every row has stopped

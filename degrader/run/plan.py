@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from actors.legacy import original_settings_hash
+from degrader.run.legacy import original_settings_hash
 from configs.experiments import ExperimentConfig
 from degrader.models import model_name, model_name_clean
 

@@ -7,7 +7,7 @@ and read again per layer, more than the cache itself. For one query token the qu
 can instead ride in the query-length dimension ([B, heads, 1, D] -> [B, kv_heads, group, D]): the
 same attention, computed on the cache as it is.
 
-On CUDA (with triton) the packed queries go to a split-KV kernel (`degrader/decode_kernel.py`) that
+On CUDA (with triton) the packed queries go to a split-KV kernel (`degrader/decoding/decode_kernel.py`) that
 reads only the cache positions the mask keeps: the filled part, not the whole static cache.
 """
 
@@ -18,7 +18,7 @@ import contextlib
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from degrader import decode_kernel
+from degrader.decoding import decode_kernel
 
 NAME = "degrader_sdpa"  # grouped single-token queries through SDPA
 SPLIT_KV_NAME = "degrader_split_kv"  # the same, through the split-KV kernel where it can run

@@ -13,20 +13,20 @@ from typing import Callable
 import torch
 from PIL import Image
 
-from actors.judge_decode import TextGenerator
-from actors.plan import Unit, total_units
-from actors.records import make_record, sampling_seed
-from actors.vram import BatchSizer, VramMonitor
+from degrader.decoding.text_generator import TextGenerator
+from degrader.run.plan import Unit, total_units
+from degrader.run.records import make_record, sampling_seed
+from degrader.run.vram import BatchSizer, VramMonitor
 from configs.experiments import ExperimentConfig
-from degrader.attention import NAME, SPLIT_KV_NAME, use_grouped_decode_attention
+from degrader.decoding.attention import NAME, SPLIT_KV_NAME, use_grouped_decode_attention
 from degrader.baseline import Baseline
-from degrader.fused import Fusion, fuse_projections
+from degrader.decoding.fused import Fusion, fuse_projections
 from degrader import memory
-from degrader.generation import Generation, SamplingParams, encode, generate, perplexities
+from degrader.decoding.generation import Generation, SamplingParams, encode, generate, perplexities
 from degrader.groups import resolve_group
 from degrader.models import LoadedModel, load_model
-from degrader.rep_batch import RepStacks, unsupported_reason
-from degrader.static_decode import StaticDecoder, bucket
+from degrader.decoding.rep_batch import RepStacks, unsupported_reason
+from degrader.decoding.static_decode import StaticDecoder, bucket
 
 logger = logging.getLogger(__name__)
 Emit = Callable[[list[dict]], None]
@@ -63,7 +63,7 @@ class ModelWorker:
         self.static = (device.type == "cuda" and not config.load_in_4bit) if static is None else static
         self.params = sampling_params(config, ignore_eos)
         self.loaded: LoadedModel | None = None
-        self.fusion: Fusion | None = None  # q|k|v and gate|up as one product each (degrader/fused.py)
+        self.fusion: Fusion | None = None  # q|k|v and gate|up as one product each (degrader/decoding/fused.py)
         self.baseline: Baseline | None = None
         self.decoders: dict[int, StaticDecoder] = {}  # by prompts per unit; dropped whenever the stacks change
         self.stacks: RepStacks | None = None  # per-unit copies of the group while rep-batching

@@ -15,7 +15,7 @@ from tests.conftest import interpreted_outputs
 
 pytest.importorskip("triton", minversion="3.6")  # older interpreters fail on numpy 2
 
-from degrader.decode_kernel import available, num_splits, split_kv_decode  # noqa: E402
+from degrader.decoding.decode_kernel import available, num_splits, split_kv_decode  # noqa: E402
 
 SEQ, DIM, SCALE = 70, 64, 0.125  # 70 keys: not a multiple of the 16-key tiles used here
 SPANS = [(0, 70), (7, 61), (40, 61)]  # per row: left padding, then positions not yet written

@@ -1,0 +1,1 @@
+"""Fast decoding: the seeded sampler, static-cache compiled decode, rep-batching, fused products, attention."""
