@@ -33,7 +33,7 @@ BATCHES_PER_CALL = 4
 
 def judge_config(spec: str, max_new_tokens: int, batch_size: int) -> ExperimentConfig:
     """A config that only loads `spec`: greedy, one repetition, no rep-batching; its lesion never runs."""
-    return get_config("dreams_it").replace(model_name=spec, max_prompts=1, n_rep=1, reps_per_batch=1, do_sample=False,
+    return get_config("dreams_it").replace(model_name=spec, max_prompts=1, n_rep=1, units_per_batch=1, do_sample=False,
                                            max_new_tokens=max_new_tokens, max_batch_size=batch_size,
                                            name_suffix="judge")
 

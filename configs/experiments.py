@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -42,7 +43,8 @@ class ExperimentConfig:
     max_batch_size: int = 40  # most prompts generated together
     # units (level, repetition) decoded as one batch, each with its own degraded copy of the group
     # (rep-batching); 0 = as many as GPU memory allows (1 on the CPU), 1 = one unit at a time
-    reps_per_batch: int = 0
+    units_per_batch: int = 0
+    reps_per_batch: int | None = None  # deprecated name of units_per_batch (it counts units, not repetitions)
     seed: int = 42
     temperature: float = 1.0
     do_sample: bool = True
@@ -64,7 +66,7 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         # the image is checked when a task that shows it is planned (check_image), not here: the table of
         # experiments below is built on import, and a missing picture must not break every command
-        for check in (_check_names, _load_prompts, _check_numbers, _check_levels):
+        for check in (_take_alias, _check_names, _load_prompts, _check_numbers, _check_levels):
             check(self)
 
     @property
@@ -91,6 +93,18 @@ class ExperimentConfig:
     def replace(self, **changes) -> "ExperimentConfig":
         """A validated copy with `changes` applied."""
         return dataclasses.replace(self, **changes)
+
+
+def _take_alias(config: ExperimentConfig) -> None:
+    """reps_per_batch (deprecated) sets units_per_batch, with a warning; both at once must agree."""
+    if config.reps_per_batch is None:
+        return
+    if config.units_per_batch not in (0, config.reps_per_batch):
+        raise ValueError(f"reps_per_batch={config.reps_per_batch} and units_per_batch={config.units_per_batch} "
+                         "disagree; set only units_per_batch (reps_per_batch is its deprecated name)")
+    warnings.warn("reps_per_batch is deprecated: it counts units (level x repetition) per batch; use "
+                  "units_per_batch", DeprecationWarning, stacklevel=4)
+    config.units_per_batch, config.reps_per_batch = config.reps_per_batch, None
 
 
 def _check_names(config: ExperimentConfig) -> None:
@@ -134,8 +148,8 @@ def _check_numbers(config: ExperimentConfig) -> None:
     for name, value in positive.items():
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    if not isinstance(config.reps_per_batch, int) or config.reps_per_batch < 0:
-        raise ValueError(f"reps_per_batch must be an integer >= 0 (0 = as many as fit), got {config.reps_per_batch!r}")
+    if not isinstance(config.units_per_batch, int) or config.units_per_batch < 0:
+        raise ValueError(f"units_per_batch must be an integer >= 0 (0 = as many as fit), got {config.units_per_batch!r}")
     if config.max_prompts is not None and config.max_prompts < 1:
         raise ValueError(f"max_prompts must be >= 1 (or unset for all prompts), got {config.max_prompts}")
     if not config.temperature > 0:

@@ -73,17 +73,17 @@ def estimate(config, dtype: torch.dtype, batch: int, sequence: int) -> MemoryEst
 
 def max_batch(config, dtype: torch.dtype, free_bytes: int, sequence: int, headroom: float = HEADROOM) -> int:
     """How many sequences of `sequence` tokens fit in `headroom` of `free_bytes` (weights already loaded)."""
-    return max_reps(config, dtype, free_bytes, sequence, rows_per_rep=1, rep_bytes=0, headroom=headroom)
+    return max_units(config, dtype, free_bytes, sequence, rows_per_unit=1, unit_bytes=0, headroom=headroom)
 
 
-def max_reps(config, dtype: torch.dtype, free_bytes: int, sequence: int, rows_per_rep: int, rep_bytes: int,
-             headroom: float = HEADROOM) -> int:
-    """How many units fit in `headroom` of `free_bytes` when each adds `rows_per_rep` sequences and `rep_bytes`."""
-    per_rep = rep_bytes + sum(_per_batch(config, dtype.itemsize, rows_per_rep, sequence).values())
-    return int(int(headroom * free_bytes) // per_rep)
+def max_units(config, dtype: torch.dtype, free_bytes: int, sequence: int, rows_per_unit: int, unit_bytes: int,
+              headroom: float = HEADROOM) -> int:
+    """How many units fit in `headroom` of `free_bytes` when each adds `rows_per_unit` sequences and `unit_bytes`."""
+    per_unit = unit_bytes + sum(_per_batch(config, dtype.itemsize, rows_per_unit, sequence).values())
+    return int(int(headroom * free_bytes) // per_unit)
 
 
-def planned_reps(n_units: int, requested: int, fits: int) -> int:
+def planned_units(n_units: int, requested: int, fits: int) -> int:
     """Units per batch at most: `requested` (0 = as many as fit) capped by what `fits` and by `n_units`.
 
     How many a batch then holds is the driver's choice (`actors.driver.batch_sizes`)."""

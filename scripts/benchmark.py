@@ -33,6 +33,7 @@ from degrader import memory  # noqa: E402
 from degrader.decoding.generation import encode  # noqa: E402
 from degrader.groups import is_vision  # noqa: E402
 from degrader.decoding.static_decode import bucket  # noqa: E402
+from degrader.seeding import repetition_seed  # noqa: E402
 
 
 
@@ -89,7 +90,7 @@ def naive_unit(worker: ModelWorker, unit: Unit, inputs: dict) -> tuple[float, fl
     """The original loop for one unit: restore + degrade, then eager `generate` with a dynamic cache."""
     cfg, model = worker.config, worker.loaded.model
     lesion = timed(lambda: (worker.baseline.restore(),
-                            worker.baseline.degrade(cfg.degradation_method, unit.level, cfg.seed + unit.repeat_index)))
+                            worker.baseline.degrade(cfg.degradation_method, unit.level, repetition_seed(cfg.seed, unit.repeat_index))))
     generation = timed(lambda: model.generate(**inputs, do_sample=True, temperature=cfg.temperature, top_k=cfg.top_k,
                                               top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
                                               min_new_tokens=cfg.max_new_tokens))
@@ -174,7 +175,7 @@ def main() -> None:
     spec = pick_model(args.model)
     config = apply_overrides(get_config("dreams_it"), [
         f"model_name={spec}", f"param_group_name={args.group}", f"degradation_method={args.method}",
-        f"max_new_tokens={args.max_new_tokens}", "min_deg=0", "max_deg=0.5", "reps_per_batch=1"])
+        f"max_new_tokens={args.max_new_tokens}", "min_deg=0", "max_deg=0.5", "units_per_batch=1"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     worker = ModelWorker(config, device, "benchmark", ignore_eos=True, attention=args.attention,
                          compile_mode=args.compile_mode)
@@ -207,7 +208,7 @@ def main() -> None:
     if not args.skip_per_unit:
         results["per_unit"] = time_path("ModelActor path, one repetition per batch", worker, units, steps, limit_at)
         save()
-    worker.prepare(config.replace(reps_per_batch=args.reps_per_batch))
+    worker.prepare(config.replace(units_per_batch=args.reps_per_batch))
     results["rep_batched"] = rep = time_path("ModelActor path, rep-batched", worker, units, steps, limit_at)
     save()
     estimate = memory.estimate(worker.loaded.model.config, worker.loaded.model.dtype, worker.sizer.size, sequence)
@@ -223,7 +224,7 @@ def main() -> None:
                                               limit_at)
         save()
     for group in args.also:
-        worker.prepare(config.replace(param_group_name=group, reps_per_batch=args.reps_per_batch))
+        worker.prepare(config.replace(param_group_name=group, units_per_batch=args.reps_per_batch))
         units_r = [Unit(args.levels[0], r, tuple(range(len(config.prompts)))) for r in range(config.n_rep)]
         results[f"rep_batched_{group}"] = time_path(f"{group}, rep-batched, {len(units_r)} repetitions", worker, units_r,
                                                     steps, limit_at)

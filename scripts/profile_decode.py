@@ -43,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     config = apply_overrides(get_config("dreams_it"), [f"model_name={args.model}", f"param_group_name={args.group}",
                                                        f"max_new_tokens={args.max_new_tokens}",
-                                                       f"reps_per_batch={args.reps_per_batch}"])
+                                                       f"units_per_batch={args.reps_per_batch}"])
     worker = ModelWorker(config, torch.device("cuda"), "profile", ignore_eos=True)
     worker.load()
     units = [Unit(config.levels[0], r, tuple(range(len(config.prompts)))) for r in range(worker.max_reps)]

@@ -99,7 +99,7 @@ class RepStacks:
     def __init__(self, model: nn.Module, targets: Sequence[Target], reps: int):
         reason = unsupported_reason(model, targets)
         if reason is not None:
-            raise ValueError(f"this group cannot be rep-batched: {reason}; use reps_per_batch=1")
+            raise ValueError(f"this group cannot be rep-batched: {reason}; use units_per_batch=1")
         self.model, self.targets, self.reps = model, list(targets), reps
         with torch.no_grad():  # [reps, *shape] per target, each a contiguous copy of the clean weight
             self.stacks = {t.name: t.tensor.detach().unsqueeze(0).repeat(reps, *([1] * t.tensor.dim()))

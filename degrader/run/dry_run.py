@@ -14,6 +14,7 @@ from configs.experiments import ExperimentConfig
 from degrader import memory
 from degrader.models import EMBEDDED_SPEC, RANDOM_PREFIX, hf_token, model_name, resolve_dtype
 from degrader.random_models import random_config
+from degrader.seeding import repetition_seed
 
 TEMPLATE_TOKENS = 16  # chat-template tokens around a prompt
 
@@ -54,7 +55,7 @@ def print_plan(config: ExperimentConfig, args: argparse.Namespace) -> int:
         f"from {config.prompts_file or 'the built-in set'})",
         f"model           {model_name(config.model_name)} ({type(architecture).__name__}, {str(dtype)[6:]})",
         f"lesion          {config.degradation_method} on {config.param_group_name}, levels {config.levels}",
-        f"repetitions     {config.n_rep} (seeds {config.seed}..{config.seed + config.n_rep - 1})",
+        f"repetitions     {config.n_rep} (seeds {repetition_seed(config.seed, 0)}..{repetition_seed(config.seed, config.n_rep - 1)})",
         f"records         {total_records(config)} in all, {sum(len(u.prompt_ids) for u in units)} missing "
         f"in {len(units)} units",
         f"output          {path}",
@@ -66,7 +67,7 @@ def print_plan(config: ExperimentConfig, args: argparse.Namespace) -> int:
         f"{estimate.logits / 2**30:.2f}, activations {estimate.activations / 2**30:.2f}",
     ]
     lines.append(_rep_line(config, architecture, dtype, batch, estimate) if args.gpus else
-                 "rep-batching    off on the CPU unless --set reps_per_batch=N")
+                 "rep-batching    off on the CPU unless --set units_per_batch=N")
     print("\n".join(lines))
     return 0
 
@@ -82,13 +83,13 @@ def _existing_line(config: ExperimentConfig, records: list[dict], n_missing: int
 def _rep_line(config: ExperimentConfig, architecture, dtype, batch: int, estimate) -> str:
     """What rep-batching costs per unit in a batch and how many units fit on 80 and 141 GiB GPUs."""
     n_units = total_units(config)
-    if config.reps_per_batch == 1 or n_units == 1:
+    if config.units_per_batch == 1 or n_units == 1:
         return "rep-batching    off (one repetition per batch)"
     copies = memory.group_bytes(architecture, dtype, config.param_group_name)
     sequence = sequence_length(config, architecture)
     free = {gib: gib * 2**30 - estimate.weights for gib in (80, 141)}
-    reps = {gib: memory.planned_reps(n_units, config.reps_per_batch,
-                                     memory.max_reps(architecture, dtype, bytes_free, sequence, batch, copies))
+    reps = {gib: memory.planned_units(n_units, config.units_per_batch,
+                                     memory.max_units(architecture, dtype, bytes_free, sequence, batch, copies))
             for gib, bytes_free in free.items()}
     return (f"rep-batching    each unit in a batch adds {copies / 2**30:.2f} GiB of copies + "
             f"{(estimate.total - estimate.weights) / 2**30:.2f} GiB for its {batch} prompts; "

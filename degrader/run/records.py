@@ -10,14 +10,14 @@ from configs.prompts import Prompt
 from degrader import __version__
 from degrader.decoding.generation import Generation
 from degrader.models import LoadedModel
-from degrader.seeding import derive_seed
+from degrader.seeding import derive_seed, repetition_seed
 
 PROMPT_IDS_START = 1  # prompt_id counts from 1, as in the original records
 
 
 def sampling_seed(config: ExperimentConfig, repeat_index: int, prompt: Prompt) -> int:
     """The seed of a prompt's sampling stream: (seed + repetition, prompt), shared across levels."""
-    return derive_seed(config.seed + repeat_index, "sampling", prompt.text)
+    return derive_seed(repetition_seed(config.seed, repeat_index), "sampling", prompt.text)
 
 
 def make_record(config: ExperimentConfig, loaded: LoadedModel, unit: Unit, prompt_index: int,
@@ -32,7 +32,7 @@ def make_record(config: ExperimentConfig, loaded: LoadedModel, unit: Unit, promp
         "std_dev": unit.level,  # legacy name of level_value in the thesis records
         "param_group_name": config.param_group_name,
         "repeat_index": unit.repeat_index,
-        "seed": config.seed + unit.repeat_index,
+        "seed": repetition_seed(config.seed, unit.repeat_index),
         "prompt_group": config.prompt_group,
         "prompt_id": prompt_index + PROMPT_IDS_START,
         "prompt_text": prompt.text,

@@ -27,6 +27,7 @@ from degrader.groups import resolve_group
 from degrader.models import LoadedModel, load_model
 from degrader.decoding.rep_batch import RepStacks, unsupported_reason
 from degrader.decoding.static_decode import StaticDecoder, bucket
+from degrader.seeding import repetition_seed
 
 logger = logging.getLogger(__name__)
 Emit = Callable[[list[dict]], None]
@@ -144,19 +145,19 @@ class ModelWorker:
 
     def _planned_reps(self, config: ExperimentConfig) -> int:
         """Units per batch at most: the config's request (0 = auto) and what fits in memory."""
-        requested, n_units = config.reps_per_batch, total_units(config)
+        requested, n_units = config.units_per_batch, total_units(config)
         reason = unsupported_reason(self.loaded.model, self.baseline.targets)
         if requested == 1 or n_units == 1 or reason is not None:
             if reason is not None and requested != 1:
                 logger.info("one repetition per batch: %s", reason)
             return 1
         if self.device.type != "cuda":  # no memory to share out on the CPU; explicit requests only
-            return memory.planned_reps(n_units, requested, fits=requested or 1)
+            return memory.planned_units(n_units, requested, fits=requested or 1)
         free, _ = torch.cuda.mem_get_info(self.device)
         sequence = bucket(self.prompt_length) + self.params.max_new_tokens
-        fits = memory.max_reps(self.loaded.model.config, self.loaded.model.dtype, free,
+        fits = memory.max_units(self.loaded.model.config, self.loaded.model.dtype, free,
                                sequence, self.sizer.size, self.baseline.nbytes)
-        return memory.planned_reps(n_units, requested, fits)
+        return memory.planned_units(n_units, requested, fits)
 
     def _prepare_prompts(self, config: ExperimentConfig, params: SamplingParams) -> None:
         self.params, self.decoders = params, {}
@@ -233,7 +234,7 @@ class ModelWorker:
 
     def lesion(self, units: list[Unit]) -> None:
         """Degrade for `units`: the live weights for one unit, or each unit's copies when rep-batching."""
-        seeds = [self.config.seed + unit.repeat_index for unit in units]
+        seeds = [repetition_seed(self.config.seed, unit.repeat_index) for unit in units]
         if self.stacks is None:
             self.baseline.restore()
             self.baseline.degrade(self.config.degradation_method, units[0].level, seeds[0])

@@ -49,7 +49,7 @@ def test_rep_batched_actors_write_the_records_of_the_per_unit_path(ray_cluster, 
     caplog.set_level(logging.INFO, logger="actors.driver")
     per_unit = run(tmp_path / "one", small_config("deg_steps=3"))
     # 3 levels x 2 repetitions in 2 batches of 3: each batch holds units of two levels
-    batched = run(tmp_path / "three", small_config("deg_steps=3", "reps_per_batch=3"), cpu_actors=2)
+    batched = run(tmp_path / "three", small_config("deg_steps=3", "units_per_batch=3"), cpu_actors=2)
     assert {r["reps_in_batch"] for r in per_unit} == {1} and {r["reps_in_batch"] for r in batched} == {3}
     assert {record_key(r): stable(r) for r in batched} == {record_key(r): stable(r) for r in per_unit}
     assert "repetitions per batch: 3" in (tmp_path / "three" / "run.log").read_text()
@@ -60,7 +60,7 @@ def test_rep_batched_actors_write_the_records_of_the_per_unit_path(ray_cluster, 
 def test_killed_model_actor_is_replaced_and_the_run_completes(ray_cluster, tmp_path, caplog, reps):
     from ray.util.state import list_actors
 
-    config = small_config("max_prompts=4", "n_rep=3", "max_new_tokens=10", "deg_steps=3", f"reps_per_batch={reps}")
+    config = small_config("max_prompts=4", "n_rep=3", "max_new_tokens=10", "deg_steps=3", f"units_per_batch={reps}")
     result = {}
     thread = threading.Thread(target=lambda: result.update(records=run(tmp_path, config)))
     thread.start()

@@ -42,7 +42,7 @@ def test_overrides_are_typed():
     ("n_rep=two", "expected int"), ("n_rep=0", "n_rep must be an integer >= 1"), ("colour=red", "unknown field"),
     ("n_rep", "FIELD=VALUE"), ("do_sample=maybe", "true or false"), ("max_deg=1.5", "min_deg="),
     ("param_group_name=attention", "attn_only"), ("dtype=int8", "dtype"), ("temperature=0", "do_sample=false"),
-    ("reps_per_batch=-1", "reps_per_batch must be an integer >= 0"),
+    ("units_per_batch=-1", "units_per_batch must be an integer >= 0"),
 ])
 def test_bad_overrides_say_how_to_fix_them(assignment, message):
     config = get_config("dreams_it")
@@ -69,3 +69,11 @@ def test_result_hash_follows_generation_settings():
 def test_another_seed_never_counts_as_done():
     config = get_config("dreams_it")
     assert config.result_hash() != config.replace(seed=7).result_hash()
+
+
+def test_reps_per_batch_is_a_deprecated_alias_of_units_per_batch():
+    with pytest.warns(DeprecationWarning, match="units_per_batch"):
+        config = apply_overrides(get_config("dreams_it"), ["reps_per_batch=3"])
+    assert config.units_per_batch == 3 and config.reps_per_batch is None
+    with pytest.raises(ValueError, match="disagree"):
+        apply_overrides(get_config("dreams_it"), ["reps_per_batch=3", "units_per_batch=2"])

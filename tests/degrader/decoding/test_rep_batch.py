@@ -116,6 +116,6 @@ def test_modules_that_are_not_linear_or_embedding_are_refused():
     model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=100, n_positions=64))
     targets = resolve_group(model, "attn_only")  # the value slice of GPT-2's fused Conv1D
     assert "Conv1D" in unsupported_reason(model, targets)
-    with pytest.raises(ValueError, match="reps_per_batch=1"):
+    with pytest.raises(ValueError, match="units_per_batch=1"):
         RepStacks(model, targets, 2)
     assert unsupported_reason(model, resolve_group(model, "embed_only")) is None

@@ -61,7 +61,7 @@ def test_rep_batched_units_give_the_per_unit_records(monkeypatch, oom_above):
     # a per-unit batch first (it leaves the live weights degraded), then two levels in one rep-batch
     units = [Unit(0.5, 0, (0, 1, 2, 3, 4)), Unit(0.5, 1, (0, 1, 2, 3, 4)), Unit(0.0, 2, (0, 1, 2, 3, 4))]
     for reps in (1, 3):
-        config = small_config("max_prompts=5", "n_rep=3", "max_new_tokens=8", f"reps_per_batch={reps}")
+        config = small_config("max_prompts=5", "n_rep=3", "max_new_tokens=8", f"units_per_batch={reps}")
         worker = ModelWorker(config, torch.device("cpu"), "test")
         worker.load()
         assert (worker.max_reps, worker.reps) == (reps, 1)  # stacks come with the first batch that needs them
@@ -78,7 +78,7 @@ def test_rep_batched_units_give_the_per_unit_records(monkeypatch, oom_above):
 def test_rep_batched_picture_description_on_a_multimodal_model_gives_the_per_unit_records():
     outputs = {}
     for reps in (1, 2):
-        config = small_config("model_name=random:tiny-gemma3", "max_prompts=2", f"reps_per_batch={reps}").replace(
+        config = small_config("model_name=random:tiny-gemma3", "max_prompts=2", f"units_per_batch={reps}").replace(
             prompt_group="cookie_theft", image_enabled=True)
         worker = ModelWorker(config, torch.device("cpu"), "test")
         worker.load()
@@ -99,7 +99,7 @@ def test_perplexity_and_out_of_memory_at_one_prompt_with_rep_batching(monkeypatc
 
     records = {}
     for reps in (1, 4):
-        config = small_config("max_prompts=2", "n_rep=4", "compute_perplexity=true", f"reps_per_batch={reps}")
+        config = small_config("max_prompts=2", "n_rep=4", "compute_perplexity=true", f"units_per_batch={reps}")
         worker = ModelWorker(config, torch.device("cpu"), "test")
         worker.load()
         if reps > 1:
@@ -120,7 +120,7 @@ def test_the_warm_up_compiles_the_step_that_every_later_batch_replays():
     planned, later batches only replay, and the records equal the eager path's."""
     from torch._dynamo.utils import counters
 
-    config = small_config("max_prompts=3", "n_rep=2", "max_new_tokens=6", "reps_per_batch=2")
+    config = small_config("max_prompts=3", "n_rep=2", "max_new_tokens=6", "units_per_batch=2")
     units = [Unit(0.5, r, (0, 1, 2)) for r in range(2)]
     records = {}
     for static in (False, True):
