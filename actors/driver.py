@@ -131,9 +131,9 @@ def _start_actors(config, options: LaunchOptions, writer, sink, actors: list) ->
                for i in range(options.n_actors)]
     descriptions = ray.get([actor.load.remote() for actor in actors])
     for description in descriptions:
-        logger.info("%s ready (pid %s): %s, %s, repetitions per batch: %d", description["actor"], description["pid"],
-                    description["architecture"], description["dtype"], description["reps_per_batch"])
-    return [description["reps_per_batch"] for description in descriptions]
+        logger.info("%s ready (pid %s): %s, %s, units per batch: %d", description["actor"], description["pid"],
+                    description["architecture"], description["dtype"], description["units_per_batch"])
+    return [description["units_per_batch"] for description in descriptions]
 
 
 def _warm_up(sizes: dict) -> list:

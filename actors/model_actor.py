@@ -51,7 +51,7 @@ class ModelActor:
         """Load the model and its baseline (a separate call, so failures name the step)."""
         try:
             description = self.worker.load()
-            return {**description, "actor": self.name, "pid": os.getpid(), "reps_per_batch": self.worker.max_reps}
+            return {**description, "actor": self.name, "pid": os.getpid(), "units_per_batch": self.worker.max_units}
         except Exception:
             logger.exception("%s failed to load the model", self.origin)
             raise
@@ -68,7 +68,7 @@ class ModelActor:
         except Exception:
             logger.exception("%s failed to switch to variant %s", self.origin, config.name_suffix)
             raise
-        return self.worker.max_reps
+        return self.worker.max_units
 
     def _ensure_loaded(self) -> None:
         """Load the model if Ray restarted this actor since it was loaded (its __init__ ran again)."""
@@ -105,8 +105,8 @@ class ModelActor:
             logger.exception("unit failed: %s %s %s", cfg.degradation_method, cfg.param_group_name, labels)
             raise
         for report in reports:
-            logger.info("unit %s done: %d records, %d tokens in %.1fs (repetitions per batch: %d)", report.unit.label,
-                        report.records, report.tokens, report.seconds, min(len(units), self.worker.reps))
+            logger.info("unit %s done: %d records, %d tokens in %.1fs (units per batch: %d)", report.unit.label,
+                        report.records, report.tokens, report.seconds, min(len(units), self.worker.units_per_batch))
         return reports
 
     def generate_texts(self, prompts: list[str], max_new_tokens: int, steps: int | None = None) -> list[dict]:

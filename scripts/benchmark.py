@@ -135,10 +135,10 @@ def time_path(name: str, worker: ModelWorker, units: list[Unit], steps: int, lim
     groups = batches(worker, units)
     first = timed(lambda: fast_batch(worker, groups[0]))
     timings = [fast_batch(worker, group) for group in groups]
-    rows = worker.sizer.size * worker.reps
+    rows = worker.sizer.size * worker.units_per_batch
     # the limit of the batch shape decoded (padding blocks of a short last batch included)
     result = summarize(name, timings, [len(g) * worker.sizer.size for g in groups], steps, limit_at(rows))
-    return {**result, "reps_per_batch": worker.reps, "rows_per_batch": rows, "compile_and_first_batch_s": round(first, 1),
+    return {**result, "reps_per_batch": worker.units_per_batch, "rows_per_batch": rows, "compile_and_first_batch_s": round(first, 1),
             "copies_per_rep_gib": round(worker.baseline.nbytes / 2**30, 3) if worker.stacks else 0.0,
             "peak_memory_gib": peak_gib()}
 
@@ -163,7 +163,7 @@ def bandwidth_limit(worker: ModelWorker, rows: int, sequence: int) -> tuple[floa
     copies of a rep-batched group included) and the mean KV cache."""
     model = worker.loaded.model
     weights = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if not is_vision(n))
-    weights += worker.baseline.nbytes * (worker.reps - 1)  # each unit's copies of the group (none per-unit)
+    weights += worker.baseline.nbytes * (worker.units_per_batch - 1)  # each unit's copies of the group (none per-unit)
     kv = memory.kv_bytes_per_token(model.config, model.dtype.itemsize) * rows * sequence / 2
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (smoke test only)"
     bandwidth = memory.datasheet_bandwidth(name)

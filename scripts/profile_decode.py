@@ -53,7 +53,7 @@ def main() -> None:
     run_units()
     print(f"first unit (compile) {time.perf_counter() - started:.1f}s; attention {worker.loaded.model.config._attn_implementation}")
     decoder = worker.decoder(worker.sizer.size)
-    rows = decoder.batch_size * decoder.reps
+    rows = decoder.batch_size * decoder.units
     token = torch.zeros(rows, 1, dtype=torch.long, device="cuda")
     position = torch.full((rows, 1), 30, device="cuda")
     cache_position = torch.full((1,), decoder.prompt_length, device="cuda")
@@ -69,8 +69,8 @@ def main() -> None:
     eager = step_time(lambda: (rewind(), decoder._step(token, position, cache_position, mask, seeds, step)), repeats=10)
     unit_ms = step_time(run_units, repeats=3)
     texts = [p.text for p in config.prompts[: decoder.batch_size]]
-    fixed_ms = step_time(lambda: generate(worker.loaded, texts, worker.params, [0] * (len(texts) * decoder.reps),
-                                          worker.image, decoder, reps=decoder.reps, steps=1), repeats=5)
+    fixed_ms = step_time(lambda: generate(worker.loaded, texts, worker.params, [0] * (len(texts) * decoder.units),
+                                          worker.image, decoder, units=decoder.units, steps=1), repeats=5)
     print(f"rows {rows}: compiled step {compiled:.2f} ms, eager step {eager:.2f} ms (each with a "
           f"{rewind_ms:.2f} ms cache rewind), "
           f"whole unit {unit_ms:.0f} ms = {unit_ms / config.max_new_tokens:.2f} ms per new token, of which "

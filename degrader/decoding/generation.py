@@ -132,18 +132,18 @@ def decode(model, inputs: dict[str, torch.Tensor], params: SamplingParams, row_s
     return torch.stack(steps, dim=1)
 
 
-def tile_rows(inputs: dict[str, torch.Tensor], reps: int) -> dict[str, torch.Tensor]:
-    """Every input's rows `reps` times over, block after block: the rows of a rep-batch, unit by unit."""
-    return {key: value.repeat(reps, *([1] * (value.dim() - 1))) for key, value in inputs.items()}
+def tile_rows(inputs: dict[str, torch.Tensor], units: int) -> dict[str, torch.Tensor]:
+    """Every input's rows `units` times over, block after block: the rows of a rep-batch, unit by unit."""
+    return {key: value.repeat(units, *([1] * (value.dim() - 1))) for key, value in inputs.items()}
 
 
 def generate(loaded: LoadedModel, prompts: Sequence[str], params: SamplingParams,
-             row_seeds: Sequence[int], image: Any = None, decoder=None, reps: int = 1,
+             row_seeds: Sequence[int], image: Any = None, decoder=None, units: int = 1,
              steps: int | None = None) -> list[Generation]:
     """Generate for a batch of prompts; row i samples from its own stream `row_seeds[i]`.
 
     `decoder` (a `static_decode.StaticDecoder` built for `params`) selects the static, compiled path.
-    `reps` > 1 decodes the prompts once per unit (rep-batching, `rep_batch.RepStacks` installed):
+    `units` > 1 decodes the prompts once per unit (rep-batching, `rep_batch.UnitStacks` installed):
     rows and results are ordered unit by unit, and `row_seeds` has one seed per row.
     `steps` stops the static path early (a warm-up).
     """
@@ -151,8 +151,8 @@ def generate(loaded: LoadedModel, prompts: Sequence[str], params: SamplingParams
         raise ValueError("steps (a warm-up of the compiled step) needs a static decoder")
     start = time.perf_counter()
     inputs = encode(loaded, prompts, image)
-    if reps > 1:
-        inputs = tile_rows(inputs, reps)
+    if units > 1:
+        inputs = tile_rows(inputs, units)
     seeds = torch.tensor(list(row_seeds), dtype=torch.int64, device=loaded.device)
     stop_ids = stop_token_ids(loaded)
     pad_id = loaded.tokenizer.pad_token_id
@@ -182,10 +182,10 @@ def perplexity(loaded: LoadedModel, text: str) -> float:
 
 
 @torch.inference_mode()
-def perplexities(loaded: LoadedModel, text: str, reps: int) -> list[float]:
-    """The perplexity of `text` under each unit's weights (`reps` = 1: the model as it is)."""
+def perplexities(loaded: LoadedModel, text: str, units: int) -> list[float]:
+    """The perplexity of `text` under each unit's weights (`units` = 1: the model as it is)."""
     ids = loaded.tokenizer(text, return_tensors="pt").input_ids.to(loaded.device)
-    logits = loaded.model(input_ids=ids.repeat(reps, 1)).logits[:, :-1].float()
-    targets = ids[:, 1:].expand(reps, -1)
+    logits = loaded.model(input_ids=ids.repeat(units, 1)).logits[:, :-1].float()
+    targets = ids[:, 1:].expand(units, -1)
     nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none").mean(dim=-1)
     return torch.exp(nll).tolist()

@@ -1,6 +1,6 @@
 """Rep-batched degradation: R units (a level and a repetition each) decoded as one batch.
 
-The units of an experiment differ only in the degraded group. `RepStacks` holds one copy of each
+The units of an experiment differ only in the degraded group. `UnitStacks` holds one copy of each
 degraded tensor per unit ([R, out, in]; [R, vocab, hidden] for an embedding and the head tied
 to it) and, while installed, swaps the modules that use them for versions that apply each row's own
 copy. Rows are ordered by unit, with the same number of rows for each:
@@ -28,7 +28,7 @@ from degrader.methods import get_method
 from degrader.quantized import is_4bit
 
 
-class RepLinear(nn.Module):
+class UnitLinear(nn.Module):
     """A Linear whose weight differs per unit: y[r] = x[r] @ W[r]^T (+ b), one batched matmul."""
 
     def __init__(self, base: nn.Linear, weights: torch.Tensor):
@@ -37,15 +37,15 @@ class RepLinear(nn.Module):
         self.weight = base.weight  # the clean shared weight, for code that asks a module its device or dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        reps = self.weights.shape[0]
-        if x.shape[0] % reps:
-            raise ValueError(f"a rep-batched layer needs {reps} equal blocks of rows, got {x.shape[0]} rows")
-        y = torch.matmul(x.reshape(reps, -1, x.shape[-1]), self.weights.transpose(1, 2))
+        units = self.weights.shape[0]
+        if x.shape[0] % units:
+            raise ValueError(f"a rep-batched layer needs {units} equal blocks of rows, got {x.shape[0]} rows")
+        y = torch.matmul(x.reshape(units, -1, x.shape[-1]), self.weights.transpose(1, 2))
         y = y.reshape(*x.shape[:-1], y.shape[-1])
         return y if self.bias is None else y + self.bias
 
 
-class RepEmbedding(nn.Module):
+class UnitEmbedding(nn.Module):
     """An embedding table per unit (Gemma's scaled embedding keeps its scale)."""
 
     def __init__(self, base: nn.Embedding, weights: torch.Tensor):
@@ -54,10 +54,10 @@ class RepEmbedding(nn.Module):
         self.embed_scale = getattr(base, "embed_scale", None)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        reps, vocab, hidden = self.weights.shape
-        rep = torch.arange(reps, device=input_ids.device).repeat_interleave(input_ids.shape[0] // reps)
+        units, vocab, hidden = self.weights.shape
+        rep = torch.arange(units, device=input_ids.device).repeat_interleave(input_ids.shape[0] // units)
         offsets = (rep * vocab).view(-1, *([1] * (input_ids.dim() - 1)))
-        out = nn.functional.embedding(input_ids + offsets, self.weights.view(reps * vocab, hidden))
+        out = nn.functional.embedding(input_ids + offsets, self.weights.view(units * vocab, hidden))
         return out if self.embed_scale is None else out * self.embed_scale.to(out.dtype)
 
 
@@ -93,16 +93,16 @@ def _users(model: nn.Module, parameter: torch.Tensor) -> list[tuple[str, nn.Modu
             if isinstance(getattr(module, "weight", None), torch.Tensor) and module.weight is parameter]
 
 
-class RepStacks:
-    """`reps` copies of each tensor of a group, degraded per unit, applied row block by row block."""
+class UnitStacks:
+    """`units` copies of each tensor of a group, degraded per unit, applied row block by row block."""
 
-    def __init__(self, model: nn.Module, targets: Sequence[Target], reps: int):
+    def __init__(self, model: nn.Module, targets: Sequence[Target], units: int):
         reason = unsupported_reason(model, targets)
         if reason is not None:
             raise ValueError(f"this group cannot be rep-batched: {reason}; use units_per_batch=1")
-        self.model, self.targets, self.reps = model, list(targets), reps
-        with torch.no_grad():  # [reps, *shape] per target, each a contiguous copy of the clean weight
-            self.stacks = {t.name: t.tensor.detach().unsqueeze(0).repeat(reps, *([1] * t.tensor.dim()))
+        self.model, self.targets, self.units = model, list(targets), units
+        with torch.no_grad():  # [units, *shape] per target, each a contiguous copy of the clean weight
+            self.stacks = {t.name: t.tensor.detach().unsqueeze(0).repeat(units, *([1] * t.tensor.dim()))
                            for t in self.targets}
         self.swaps = [swap for t in self.targets for swap in self._swaps(t.tensor, self.stacks[t.name])]
 
@@ -111,7 +111,7 @@ class RepStacks:
         for name, module in _users(self.model, parameter):
             parent_name, _, attribute = name.rpartition(".")
             parent = self.model.get_submodule(parent_name) if parent_name else self.model
-            kind = RepEmbedding if isinstance(module, nn.Embedding) else RepLinear
+            kind = UnitEmbedding if isinstance(module, nn.Embedding) else UnitLinear
             swaps.append(_Swap(parent, attribute, module, kind(module, stack)))
         return swaps
 
@@ -125,8 +125,8 @@ class RepStacks:
 
         The live model's tensors must hold the clean (baseline) weights: they are the source.
         """
-        if not 1 <= len(seeds) <= self.reps or len(levels) != len(seeds):
-            raise ValueError(f"{len(levels)} levels and {len(seeds)} seeds for stacks of {self.reps}")
+        if not 1 <= len(seeds) <= self.units or len(levels) != len(seeds):
+            raise ValueError(f"{len(levels)} levels and {len(seeds)} seeds for stacks of {self.units}")
         method = get_method(method_name)
         for level in levels:
             method.validate(level)
@@ -139,7 +139,7 @@ class RepStacks:
             stack[len(seeds):].copy_(stack[len(seeds) - 1].expand_as(stack[len(seeds):]))
 
     def install(self) -> None:
-        """Swap the rep-batched modules in (batches must then hold reps x n rows, ordered by unit)."""
+        """Swap the rep-batched modules in (batches must then hold units x n rows, ordered by unit)."""
         for swap in self.swaps:
             setattr(swap.parent, swap.attribute, swap.replacement)
 
@@ -149,7 +149,7 @@ class RepStacks:
             setattr(swap.parent, swap.attribute, swap.original)
 
     @contextmanager
-    def applied(self) -> Iterator["RepStacks"]:
+    def applied(self) -> Iterator["UnitStacks"]:
         """Installed for the block, uninstalled in `finally`."""
         self.install()
         try:

@@ -47,15 +47,15 @@ def static_cache(config, length: int):
 
 
 class StaticDecoder:
-    """Decodes `reps` blocks of at most `batch_size` rows with prompts of at most `prompt_length` tokens.
+    """Decodes `units` blocks of at most `batch_size` rows with prompts of at most `prompt_length` tokens.
 
-    `reps` > 1 is rep-batching: the batch is `reps` blocks, one per repetition, each padded on its own
+    `units` > 1 is rep-batching: the batch is `units` blocks, one per repetition, each padded on its own
     so that block r always occupies rows [r * batch_size, (r + 1) * batch_size).
     """
 
     def __init__(self, model, batch_size: int, prompt_length: int, params: SamplingParams, compile: bool = True,
-                 mode: str = "reduce-overhead", reps: int = 1):
-        self.model, self.batch_size, self.params, self.reps = model, batch_size, params, reps
+                 mode: str = "reduce-overhead", units: int = 1):
+        self.model, self.batch_size, self.params, self.units = model, batch_size, params, units
         self.prompt_length = bucket(prompt_length)
         self.cache = static_cache(model.config, self.prompt_length + params.max_new_tokens)
         self.cache_key = cache_argument(model)
@@ -72,8 +72,8 @@ class StaticDecoder:
     def pad(self, inputs: dict[str, torch.Tensor], row_seeds: torch.Tensor) -> tuple[dict, torch.Tensor]:
         """Left-pad to prompt_length and repeat each block's last row up to batch_size rows per block."""
         rows, length = inputs["input_ids"].shape
-        if rows % self.reps or rows // self.reps > self.batch_size or length > self.prompt_length:
-            raise ValueError(f"batch {rows}x{length} does not fit the decoder's {self.reps} blocks of "
+        if rows % self.units or rows // self.units > self.batch_size or length > self.prompt_length:
+            raise ValueError(f"batch {rows}x{length} does not fit the decoder's {self.units} blocks of "
                              f"{self.batch_size}x{self.prompt_length}")
         padded = {}
         for key, value in inputs.items():
@@ -83,7 +83,7 @@ class StaticDecoder:
         return padded, self._pad_blocks(row_seeds)
 
     def _pad_blocks(self, value: torch.Tensor) -> torch.Tensor:
-        blocks = value.reshape(self.reps, -1, *value.shape[1:])
+        blocks = value.reshape(self.units, -1, *value.shape[1:])
         filler = blocks[:, -1:].expand(-1, self.batch_size - blocks.shape[1], *value.shape[1:])
         return torch.cat([blocks, filler], dim=1).reshape(-1, *value.shape[1:])
 
@@ -93,7 +93,7 @@ class StaticDecoder:
         """New token ids [rows, T] for the real rows, padded with `pad_id` after they stop.
 
         `steps` < max_new_tokens stops early (a warm-up: the step compiles and its CUDA graph is recorded)."""
-        per_block = inputs["input_ids"].shape[0] // self.reps
+        per_block = inputs["input_ids"].shape[0] // self.units
         inputs, seeds = self.pad(inputs, row_seeds)
         self.cache.reset()
         mask = torch.nn.functional.pad(inputs["attention_mask"], (0, self.params.max_new_tokens), value=1)
@@ -103,7 +103,7 @@ class StaticDecoder:
         token = choose_tokens(logits[:, -1], self.params, seeds, 0)
         new_tokens = self._loop(token, positions[:, -1:], mask, seeds, stop_ids, pad_id,
                                 min(steps or self.params.max_new_tokens, self.params.max_new_tokens))
-        return new_tokens.reshape(self.reps, self.batch_size, -1)[:, :per_block].reshape(self.reps * per_block, -1)
+        return new_tokens.reshape(self.units, self.batch_size, -1)[:, :per_block].reshape(self.units * per_block, -1)
 
     def _loop(self, token, position, mask, seeds, stop_ids, pad_id, n_steps: int) -> torch.Tensor:
         # Step indices and cache positions live on the device: no host-to-device copy (and so no

@@ -25,7 +25,7 @@ from degrader import memory
 from degrader.decoding.generation import Generation, SamplingParams, encode, generate, perplexities
 from degrader.groups import resolve_group
 from degrader.models import LoadedModel, load_model
-from degrader.decoding.rep_batch import RepStacks, unsupported_reason
+from degrader.decoding.rep_batch import UnitStacks, unsupported_reason
 from degrader.decoding.static_decode import StaticDecoder, bucket
 from degrader.seeding import repetition_seed
 
@@ -67,8 +67,8 @@ class ModelWorker:
         self.fusion: Fusion | None = None  # q|k|v and gate|up as one product each (degrader/decoding/fused.py)
         self.baseline: Baseline | None = None
         self.decoders: dict[int, StaticDecoder] = {}  # by prompts per unit; dropped whenever the stacks change
-        self.stacks: RepStacks | None = None  # per-unit copies of the group while rep-batching
-        self.max_reps = 1  # the most units one batch may decode: the config's request and what fits in memory
+        self.stacks: UnitStacks | None = None  # per-unit copies of the group while rep-batching
+        self.max_units = 1  # the most units one batch may decode: the config's request and what fits in memory
         self.attention = attention  # attention implementation override (None: the model's default)
         self.compile_mode = compile_mode
         self.texts: TextGenerator | None = None  # the judge's decode path (generate_texts), built on first use
@@ -112,15 +112,15 @@ class ModelWorker:
         self.baseline = Baseline(resolve_group(self.loaded.model, config.param_group_name))
         if not (same_prompts and params == self.params):
             self._prepare_prompts(config, params)
-        self.max_reps = self._planned_reps(config)
-        logger.info("variant %s: %s on %s = %d tensors, baseline %.1f MB, repetitions per batch: at most %d",
+        self.max_units = self._planned_units(config)
+        logger.info("variant %s: %s on %s = %d tensors, baseline %.1f MB, units per batch: at most %d",
                     config.name_suffix, config.degradation_method, config.param_group_name,
-                    len(self.baseline.targets), self.baseline.nbytes / 1e6, self.max_reps)
+                    len(self.baseline.targets), self.baseline.nbytes / 1e6, self.max_units)
 
     @property
-    def reps(self) -> int:
+    def units_per_batch(self) -> int:
         """How many units the installed stacks decode per batch (1: the per-unit path)."""
-        return self.stacks.reps if self.stacks is not None else 1
+        return self.stacks.units if self.stacks is not None else 1
 
     def _drop_stacks(self) -> None:
         if self.stacks is not None:
@@ -135,15 +135,15 @@ class ModelWorker:
         The warm-up sizes them for the driver's batch size, so an actor allocates its copies (and compiles
         its decoder) once: a smaller batch is padded rather than recompiled.
         """
-        wanted = min(n_units, self.max_reps)
-        if wanted > self.reps:  # so wanted > 1
+        wanted = min(n_units, self.max_units)
+        if wanted > self.units_per_batch:  # so wanted > 1
             self._drop_stacks()
             self.baseline.restore()  # the copies' source: the per-unit path may have left the live weights degraded
-            self.stacks = RepStacks(self.loaded.model, self.baseline.targets, wanted)
+            self.stacks = UnitStacks(self.loaded.model, self.baseline.targets, wanted)
             self.stacks.install()
             self.decoders = {}  # the per-unit decoders' rows no longer fit the installed stacks
 
-    def _planned_reps(self, config: ExperimentConfig) -> int:
+    def _planned_units(self, config: ExperimentConfig) -> int:
         """Units per batch at most: the config's request (0 = auto) and what fits in memory."""
         requested, n_units = config.units_per_batch, total_units(config)
         reason = unsupported_reason(self.loaded.model, self.baseline.targets)
@@ -181,7 +181,7 @@ class ModelWorker:
             return None
         if batch_size not in self.decoders:
             self.decoders[batch_size] = StaticDecoder(self.loaded.model, batch_size, self.prompt_length, self.params,
-                                                      mode=self.compile_mode, reps=self.reps)
+                                                      mode=self.compile_mode, units=self.units_per_batch)
         return self.decoders[batch_size]
 
     def generate_texts(self, prompts: list[str], max_new_tokens: int, steps: int | None = None) -> list[Generation]:
@@ -209,7 +209,7 @@ class ModelWorker:
         """Run units (any levels) with the same prompts, up to max_reps at a time (one at a time without stacks)."""
         reports, pending = [], list(units)
         while pending:
-            reports += self._with_stacks(len(pending), lambda: self._run_batch(pending[: self.reps], emit))
+            reports += self._with_stacks(len(pending), lambda: self._run_batch(pending[: self.units_per_batch], emit))
             pending = units[len(reports):]
         return reports
 
@@ -223,13 +223,13 @@ class ModelWorker:
                 self.fit_stacks(n_units)
                 return attempt()
             except torch.OutOfMemoryError:
-                tried = max(self.reps, min(n_units, self.max_reps))  # fit_stacks drops the stacks it cannot fill
+                tried = max(self.units_per_batch, min(n_units, self.max_units))  # fit_stacks drops the stacks it cannot fill
                 if tried == 1:  # even one prompt of one unit does not fit
                     raise
             # outside the except block, so the failed attempt's tensors are freed first
-            logger.warning("CUDA out of memory at one prompt per unit: repetitions per batch %d instead of %d",
+            logger.warning("CUDA out of memory at one prompt per unit: units per batch %d instead of %d",
                            tried // 2, tried)
-            self.max_reps = tried // 2
+            self.max_units = tried // 2
             self._drop_stacks()
 
     def lesion(self, units: list[Unit]) -> None:
@@ -242,12 +242,12 @@ class ModelWorker:
             self.stacks.degrade(self.config.degradation_method, [unit.level for unit in units], seeds)
 
     def _run_batch(self, units: list[Unit], emit: Emit) -> list[UnitReport]:
-        """Up to `reps` units: lesion, perplexity when asked for, the prompts batch by batch."""
-        if len({u.prompt_ids for u in units}) != 1 or len(units) > self.reps:
-            raise ValueError(f"a batch takes at most {self.reps} units with the same prompts")
+        """Up to `units_per_batch` units: lesion, perplexity when asked for, the prompts batch by batch."""
+        if len({u.prompt_ids for u in units}) != 1 or len(units) > self.units_per_batch:
+            raise ValueError(f"a batch takes at most {self.units_per_batch} units with the same prompts")
         started = time.perf_counter()
         self.lesion(units)
-        values = (perplexities(self.loaded, self.config.perplexity_text, self.reps)[: len(units)]
+        values = (perplexities(self.loaded, self.config.perplexity_text, self.units_per_batch)[: len(units)]
                   if self.config.compute_perplexity else [])
         records, tokens = self.generate_units(units, self._runtime(units, values), emit)
         seconds = time.perf_counter() - started
@@ -281,10 +281,10 @@ class ModelWorker:
         cfg = self.config
         prompts = [cfg.prompts[i] for i in prompt_ids]
         seeds = [sampling_seed(cfg, u.repeat_index, p) for u in units for p in prompts]
-        seeds += seeds[-len(prompts):] * (self.reps - len(units))  # padding blocks repeat the last unit
+        seeds += seeds[-len(prompts):] * (self.units_per_batch - len(units))  # padding blocks repeat the last unit
         try:
             generations = generate(self.loaded, [p.text for p in prompts], self.params, seeds, self.image,
-                                   self.decoder(self.sizer.size), reps=self.reps, steps=steps)
+                                   self.decoder(self.sizer.size), units=self.units_per_batch, steps=steps)
             return generations[: len(units) * len(prompts)]
         except torch.OutOfMemoryError:
             if len(prompt_ids) == 1:

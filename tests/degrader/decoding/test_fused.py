@@ -9,7 +9,7 @@ from degrader.decoding.fused import FusedRows, fuse_projections
 from degrader.decoding.generation import SamplingParams, decode, encode, tile_rows
 from degrader.groups import resolve_group
 from degrader.models import load_model
-from degrader.decoding.rep_batch import RepStacks
+from degrader.decoding.rep_batch import UnitStacks
 
 PROMPTS = ["The dream began in a house that", "I was walking by the sea and"]
 GREEDY = SamplingParams(max_new_tokens=12, do_sample=False)
@@ -111,7 +111,7 @@ def test_rep_stacks_on_a_fused_model_give_the_per_unit_tokens(embedded, fused, g
     for seed in (42, 43):
         with clean.degraded("mult_gauss", 0.4, seed):
             expected.append(decode(embedded.model, inputs, GREEDY, rows, [1], 0))
-    stacks = RepStacks(loaded.model, resolve_group(loaded.model, group), 2)
+    stacks = UnitStacks(loaded.model, resolve_group(loaded.model, group), 2)
     stacks.degrade("mult_gauss", [0.4, 0.4], [42, 43])
     with stacks.applied():
         # the stacked layers multiply by torch.matmul, the others keep their fused products

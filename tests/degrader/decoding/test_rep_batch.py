@@ -6,7 +6,7 @@ import torch
 from degrader.baseline import Baseline
 from degrader.decoding.generation import SamplingParams, decode, encode, perplexities, perplexity, tile_rows
 from degrader.groups import resolve_group
-from degrader.decoding.rep_batch import RepEmbedding, RepLinear, RepStacks, unsupported_reason
+from degrader.decoding.rep_batch import UnitEmbedding, UnitLinear, UnitStacks, unsupported_reason
 from degrader.decoding.static_decode import StaticDecoder
 from tests.conftest import PARAGRAPH
 
@@ -29,7 +29,7 @@ def per_unit_tokens(loaded, baseline, inputs, level, params, row_seeds):
 def test_each_copy_is_bitwise_the_per_unit_weight_of_its_level_and_repetition(embedded, group, method, level):
     targets = resolve_group(embedded.model, group)
     baseline = Baseline(targets)
-    stacks = RepStacks(embedded.model, targets, 4)
+    stacks = UnitStacks(embedded.model, targets, 4)
     units = [(level, SEEDS[0]), (level, SEEDS[1]), (level / 2, SEEDS[0])]  # two levels in one batch
     stacks.degrade(method, [lv for lv, _ in units], [seed for _, seed in units])
     for rep, (unit_level, seed) in enumerate([*units, units[-1]]):  # the fourth copy repeats the last unit
@@ -51,15 +51,15 @@ def test_greedy_tokens_equal_the_per_unit_path_and_the_model_is_left_intact(embe
     row_seeds = torch.tensor([1, 2])
     expected = per_unit_tokens(embedded, baseline, inputs, 0.4, GREEDY, row_seeds)
     assert not torch.equal(expected[0], expected[1])  # the repetitions do differ
-    stacks = RepStacks(model, targets, 2)
+    stacks = UnitStacks(model, targets, 2)
     stacks.degrade("mult_gauss", [0.4] * 2, SEEDS)
     assert len(stacks.swaps) == modules  # embed_only: the embedding and the output head tied to it
     with stacks.applied():
         kinds = {type(m) for m in model.modules()}
-        assert (RepEmbedding in kinds) == (group == "embed_only") and (RepLinear in kinds)
+        assert (UnitEmbedding in kinds) == (group == "embed_only") and (UnitLinear in kinds)
         got = decode(model, tile_rows(inputs, 2), GREEDY, row_seeds.repeat(2), [1], 0)
     assert torch.equal(got[:2], expected[0]) and torch.equal(got[2:], expected[1])
-    assert not ({RepEmbedding, RepLinear} & {type(m) for m in model.modules()})
+    assert not ({UnitEmbedding, UnitLinear} & {type(m) for m in model.modules()})
     assert all(torch.equal(p, reference[name]) for name, p in model.named_parameters())
 
 
@@ -73,7 +73,7 @@ def test_sampled_tokens_follow_each_repetitions_seeds(embedded):
     for seed, rows in zip(SEEDS, row_seeds):
         with baseline.degraded("mult_gauss", 0.3, seed):
             expected.append(decode(embedded.model, inputs, params, rows, [1], 0))
-    stacks = RepStacks(embedded.model, targets, 2)
+    stacks = UnitStacks(embedded.model, targets, 2)
     stacks.degrade("mult_gauss", [0.3] * 2, SEEDS)
     with stacks.applied():
         got = decode(embedded.model, tile_rows(inputs, 2), params, torch.cat(row_seeds), [1], 0)
@@ -86,9 +86,9 @@ def test_static_decoder_pads_each_repetition_block_on_its_own(embedded):
     inputs = encode(embedded, PROMPTS)
     row_seeds = torch.tensor([1, 2])
     expected = per_unit_tokens(embedded, baseline, inputs, 0.4, GREEDY, row_seeds)
-    stacks = RepStacks(embedded.model, targets, 2)
+    stacks = UnitStacks(embedded.model, targets, 2)
     stacks.degrade("mult_gauss", [0.4] * 2, SEEDS)
-    decoder = StaticDecoder(embedded.model, 3, inputs["input_ids"].shape[1], GREEDY, compile=False, reps=2)
+    decoder = StaticDecoder(embedded.model, 3, inputs["input_ids"].shape[1], GREEDY, compile=False, units=2)
     with stacks.applied():
         got = decoder.decode(tile_rows(inputs, 2), row_seeds.repeat(2), [1], 0)
     assert torch.equal(got, torch.cat(expected))
@@ -103,7 +103,7 @@ def test_perplexity_of_each_repetition(embedded):
     for seed in SEEDS:
         with baseline.degraded("mult_gauss", 0.5, seed):
             expected.append(perplexity(embedded, PARAGRAPH))
-    stacks = RepStacks(embedded.model, targets, 2)
+    stacks = UnitStacks(embedded.model, targets, 2)
     stacks.degrade("mult_gauss", [0.5] * 2, SEEDS)
     with stacks.applied():
         got = perplexities(embedded, PARAGRAPH, 2)
@@ -117,5 +117,5 @@ def test_modules_that_are_not_linear_or_embedding_are_refused():
     targets = resolve_group(model, "attn_only")  # the value slice of GPT-2's fused Conv1D
     assert "Conv1D" in unsupported_reason(model, targets)
     with pytest.raises(ValueError, match="units_per_batch=1"):
-        RepStacks(model, targets, 2)
+        UnitStacks(model, targets, 2)
     assert unsupported_reason(model, resolve_group(model, "embed_only")) is None

@@ -64,10 +64,10 @@ def test_rep_batched_units_give_the_per_unit_records(monkeypatch, oom_above):
         config = small_config("max_prompts=5", "n_rep=3", "max_new_tokens=8", f"units_per_batch={reps}")
         worker = ModelWorker(config, torch.device("cpu"), "test")
         worker.load()
-        assert (worker.max_reps, worker.reps) == (reps, 1)  # stacks come with the first batch that needs them
+        assert (worker.max_units, worker.units_per_batch) == (reps, 1)  # stacks come with the first batch that needs them
         emitted = []
         reports = worker.run_units(units[:1], emitted.extend) + worker.run_units(units[1:], emitted.extend)
-        assert worker.reps == min(reps, 2)
+        assert worker.units_per_batch == min(reps, 2)
         assert [(r.unit.repeat_index, r.records) for r in reports] == [(0, 5), (1, 5), (2, 5)]
         records[reps] = sorted((stable(r) for r in emitted), key=lambda r: (r["repeat_index"], r["prompt_id"]))
     assert records[1] == records[3]
@@ -92,10 +92,10 @@ def test_rep_batched_picture_description_on_a_multimodal_model_gives_the_per_uni
 def test_perplexity_and_out_of_memory_at_one_prompt_with_rep_batching(monkeypatch):
     real = worker_module.generate
 
-    def generate(loaded, prompts, *args, reps=1, **kwargs):  # a GPU that holds at most 2 repetitions
-        if reps > 2:
+    def generate(loaded, prompts, *args, units=1, **kwargs):  # a GPU that holds at most 2 units
+        if units > 2:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(loaded, prompts, *args, reps=reps, **kwargs)
+        return real(loaded, prompts, *args, units=units, **kwargs)
 
     records = {}
     for reps in (1, 4):
@@ -107,7 +107,7 @@ def test_perplexity_and_out_of_memory_at_one_prompt_with_rep_batching(monkeypatc
         emitted = []
         worker.run_units([Unit(0.5, r, (0, 1)) for r in range(4)], emitted.extend)
         records[reps] = {(r["repeat_index"], r["prompt_id"]): r for r in emitted}  # retried prompts overwrite
-    assert worker.reps == worker.max_reps == 2  # 4 did not fit even at one prompt: halved
+    assert worker.units_per_batch == worker.max_units == 2  # 4 did not fit even at one prompt: halved
     assert sorted(records[4]) == sorted(records[1]) and {r["reps_in_batch"] for r in records[4].values()} == {2}
     for key, record in records[1].items():
         assert stable({**records[4][key], "perplexity": 0}) == stable({**record, "perplexity": 0})
@@ -128,7 +128,7 @@ def test_the_warm_up_compiles_the_step_that_every_later_batch_replays():
         worker.load()
         graphs = counters["stats"]["unique_graphs"]
         worker.warm_up(2)
-        assert worker.reps == 2 and list(worker.decoders) == ([3] if static else [])
+        assert worker.units_per_batch == 2 and list(worker.decoders) == ([3] if static else [])
         assert (counters["stats"]["unique_graphs"] > graphs) == static
         emitted = []
         with torch._dynamo.config.patch(error_on_recompile=True):
