@@ -87,20 +87,20 @@ class ExperimentConfig:
 # Each part of the config by its field name, from the annotations: the one list of parts.
 PARTS: dict[str, type] = {name: hint for name, hint in get_type_hints(ExperimentConfig).items()
                           if dataclasses.is_dataclass(hint)}
-# Flat field name -> the part that holds it: the one table behind the flat reads, `replace`, `build` and --set.
-FLAT_FIELDS: dict[str, str] = {f.name: name for name, part in PARTS.items() for f in dataclasses.fields(part) if f.init}
 
 
-def _flat_reads() -> dict[str, str]:
-    """Every name that reads flat, with its part: the parts' fields and their public properties (levels, prompts)."""
-    reads = [(f.name, name) for name, part in PARTS.items() for f in dataclasses.fields(part) if f.init]
-    reads += [(attribute, name) for name, part in PARTS.items() for attribute, value in vars(part).items()
-              if isinstance(value, property) and not attribute.startswith("_")]
-    names = [name for name, _ in reads]
+def _flat_names(with_properties: bool) -> dict[str, str]:
+    """Flat name -> the part that holds it: the parts' fields, and with `with_properties` their public properties
+    (levels, prompts, image_path); a name in two parts, or one of ExperimentConfig's own, raises."""
+    pairs = [(f.name, name) for name, part in PARTS.items() for f in dataclasses.fields(part) if f.init]
+    if with_properties:
+        pairs += [(attribute, name) for name, part in PARTS.items() for attribute, value in vars(part).items()
+                  if isinstance(value, property) and not attribute.startswith("_")]
+    names = [name for name, _ in pairs]
     clashes = sorted({name for name in names if names.count(name) > 1 or hasattr(ExperimentConfig, name)})
-    if clashes:  # a flat read must name exactly one thing
+    if clashes:  # a flat name must name exactly one thing
         raise TypeError(f"{', '.join(clashes)}: in two parts of ExperimentConfig, or a name of its own")
-    return dict(reads)
+    return dict(pairs)
 
 
 def _flat_read(part: str, name: str) -> property:
@@ -108,7 +108,8 @@ def _flat_read(part: str, name: str) -> property:
     return property(lambda config: getattr(getattr(config, part), name), doc=f"config.{part}.{name} (read-only)")
 
 
-FLAT_READS = _flat_reads()
+# The one table behind `replace`, `build` and --set (the parts' fields), and behind the flat reads (with properties).
+FLAT_FIELDS, FLAT_READS = _flat_names(with_properties=False), _flat_names(with_properties=True)
 for _name, _part in FLAT_READS.items():
     setattr(ExperimentConfig, _name, _flat_read(_part, _name))
 if not set(RESULT_FIELDS) <= set(FLAT_FIELDS) or not set(DECODING_FIELDS) <= set(FLAT_READS):
