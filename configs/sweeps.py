@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from configs.experiments import ExperimentConfig, apply_overrides
+from configs.experiments import ExperimentConfig, apply_overrides, field_value
 
 # The thesis's five variants (method x group x level range).
 VARIANTS: dict[str, list[str]] = {
@@ -18,7 +18,7 @@ VARIANTS: dict[str, list[str]] = {
                    "deg_steps=9"],
 }
 SWEEPS: dict[str, list[str]] = {"thesis": list(VARIANTS)}
-RANGE_FIELDS = {"min_deg": float, "max_deg": float, "deg_steps": int}
+RANGE_FIELDS = ("min_deg", "max_deg", "deg_steps")  # a variant's level range, typed by LesionSettings
 # probability methods the thesis did not run take ablation's range of p
 PROBABILITY_METHODS = ("mean_out", "shuffle_rows", "shuffle_cols", "permute")
 
@@ -36,7 +36,7 @@ def method_variant(method: str, group: str) -> tuple[str, dict] | None:
     if not candidates:
         return None
     values = lesion(candidates[0])
-    return candidates[0], {field: kind(values[field]) for field, kind in RANGE_FIELDS.items()}
+    return candidates[0], {field: field_value(field, values[field]) for field in RANGE_FIELDS}
 
 
 def sweep_variants(name: str) -> list[str]:

@@ -181,7 +181,7 @@ def test_local_model_folder_without_config(tmp_path, capsys):
 
 
 def test_missing_image_is_checked_when_planned_not_on_import(tmp_path, capsys):
-    gone = ExperimentConfig("gone", "cookie_theft", image_enabled=True, image_filename=str(tmp_path / "gone.png"))
+    gone = ExperimentConfig.build("gone", "cookie_theft", image_enabled=True, image_filename=str(tmp_path / "gone.png"))
     with pytest.raises(ValueError, match="does not exist"):
         check_image(gone)  # constructing it (as the experiment table does on import) did not raise
     code, text = launch_main(tmp_path, capsys, "--config", "cookie_theft_it", "--model", "random:tiny-gemma3",

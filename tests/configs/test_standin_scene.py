@@ -76,4 +76,4 @@ def test_metadata_says_stand_in():
 
 
 def test_experiments_use_the_committed_file():
-    assert ExperimentConfig("x", "cookie_theft").image_filename == COMMITTED.name
+    assert ExperimentConfig.build("x", "cookie_theft").image_filename == COMMITTED.name
