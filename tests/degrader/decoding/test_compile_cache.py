@@ -19,40 +19,43 @@ from degrader.decoding.compile_cache import compile_cache_dir, compile_cache_key
 ROOT = Path(__file__).resolve().parents[3]
 
 # A child process: its own inductor state, its own temporary folder, so the default /tmp/torchinductor_<user>
-# it would use is one this test can inspect. Prints inductor's cache counters as JSON.
+# it would use is one this test can inspect. Each phase (cache folder, bundle to load first, bundle to save after)
+# compiles the same step afresh under its folder; prints inductor's cache counters per phase as JSON.
 COMPILE_SCRIPT = """
 import json, sys
-from pathlib import Path
 import torch
+from torch._dynamo.utils import counters
 from degrader.decoding import compile_cache
-
-directory, load_from, save_to = sys.argv[1], sys.argv[2], sys.argv[3]
-compile_cache.use_compile_cache(directory)
-if load_from:
-    assert compile_cache.load_artifacts(load_from)
 
 def step(x, w):
     return torch.nn.functional.gelu(x @ w).sum(dim=-1) * 3.0
 
-compiled = torch.compile(step, backend="inductor", dynamic=False)
 x, w = torch.arange(24.0).reshape(4, 6), torch.ones(6, 5)
-assert torch.allclose(compiled(x, w), step(x, w))
-if save_to:
-    assert compile_cache.save_artifacts(save_to)
-from torch._dynamo.utils import counters
-print(json.dumps({name: dict(values) for name, values in counters.items()}))
+results = []
+for directory, load_from, save_to in json.loads(sys.argv[1]):
+    torch._dynamo.reset()
+    counters.clear()
+    redirect = compile_cache.use_compile_cache(directory)
+    if load_from:
+        assert compile_cache.load_artifacts(load_from)
+    assert torch.allclose(torch.compile(step, backend="inductor", dynamic=False)(x, w), step(x, w))
+    if save_to:
+        assert compile_cache.save_artifacts(save_to)
+    results.append({name: dict(values) for name, values in counters.items()})
+    redirect.undo()
+print(json.dumps(results))
 """
 
 
-def compile_in_child(directory: Path, temporary: Path, load_from: Path | None = None,
-                     save_to: Path | None = None) -> dict:
-    """Compile the small step in a fresh process with the cache at `directory`; its counters."""
+def compile_in_child(temporary: Path, *phases: tuple[Path, Path | None, Path | None]) -> list[dict]:
+    """Compile the small step in a fresh process, once per phase (folder, bundle to load, bundle to save)."""
     temporary.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TMPDIR": str(temporary), "PYTHONPATH": str(ROOT)}
     for name in (compile_cache.CACHE_DIR_ENV, compile_cache.TRITON_DIR_ENV):
         env.pop(name, None)
-    child = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT, str(directory), str(load_from or ""),
-                            str(save_to or "")], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    argument = json.dumps([[str(part) if part else "" for part in phase] for phase in phases])
+    child = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT, argument], env=env, cwd=ROOT, capture_output=True,
+                           text=True, timeout=300)
     assert child.returncode == 0, child.stderr[-4000:]
     return json.loads(child.stdout.strip().splitlines()[-1])
 
@@ -115,18 +118,17 @@ def test_second_process_hits_the_keyed_cache_and_another_key_misses(tmp_path, mo
     other = compile_cache_dir(compile_cache_key({"spec": "model-b", "config": {}}, "cpu"))
     bundle = tmp_path / "artifacts.bin"
 
-    first = compile_in_child(keyed, tmp_path / "tmp1", save_to=bundle)
+    [first] = compile_in_child(tmp_path / "tmp1", (keyed, None, bundle))
     assert fx_counter(first, "miss") >= 1 and fx_counter(first, "hit") == 0
     assert any(keyed.rglob("*")) and (keyed / "fxgraph").is_dir()
     default = tmp_path / "tmp1" / f"torchinductor_{getpass.getuser()}"
     assert not default.exists() or not any(default.rglob("*")), sorted(default.rglob("*"))
 
-    second = compile_in_child(keyed, tmp_path / "tmp2")
+    # one more process: the keyed folder hits; switched to another key it misses; switched to an empty folder
+    # after loading the Mega-Cache bundle (another node without the first folder) it hits again
+    second, elsewhere, loaded = compile_in_child(tmp_path / "tmp2", (keyed, None, None), (other, None, None),
+                                                 (tmp_path / "fresh", bundle, None))
     assert fx_counter(second, "hit") >= 1 and fx_counter(second, "miss") == 0
-
-    elsewhere = compile_in_child(other, tmp_path / "tmp3")
     assert fx_counter(elsewhere, "hit") == 0 and fx_counter(elsewhere, "miss") >= 1
-
-    # the Mega-Cache bundle warms an empty folder (another node) without the first folder
-    loaded = compile_in_child(tmp_path / "fresh", tmp_path / "tmp4", load_from=bundle)
+    assert any(other.rglob("*"))
     assert fx_counter(loaded, "hit") >= 1 and fx_counter(loaded, "miss") == 0
