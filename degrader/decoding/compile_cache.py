@@ -46,6 +46,21 @@ def compile_cache_key(model: str | Mapping[str, Any], device: torch.device | str
     return format_key({**compile_environment(torch.device(device)), **model_identity(model)})
 
 
+def loaded_model_key(loaded) -> str:
+    """The key of a loaded model (a `LoadedModel`): its spec, config as loaded, dtype and 4-bit flag, its device.
+
+    Needs no network (the spec form reads the config from the Hub for a Hugging Face id)."""
+    description = loaded.description
+    config = {"config": loaded.model.config.to_dict(), "dtype": description.get("dtype"),
+              "load_in_4bit": description.get("load_in_4bit")}
+    return compile_cache_key({"spec": description.get("spec", loaded.name), "config": config}, loaded.device)
+
+
+def use_model_compile_cache(loaded) -> CompileCacheRedirect:
+    """Point the compile caches at cache_dir()/compile/<key of the loaded model>; call it before the first compile."""
+    return use_compile_cache(compile_cache_dir(loaded_model_key(loaded)))
+
+
 def compile_cache_dir(key: str) -> Path:
     """Where the compile cache of `key` lives: cache_dir()/compile/<key>."""
     return cache_dir() / "compile" / key

@@ -132,3 +132,16 @@ def test_second_process_hits_the_keyed_cache_and_another_key_misses(tmp_path, mo
     assert fx_counter(elsewhere, "hit") == 0 and fx_counter(elsewhere, "miss") >= 1
     assert any(other.rglob("*"))
     assert fx_counter(loaded, "hit") >= 1 and fx_counter(loaded, "miss") == 0
+
+
+def test_loaded_model_key_needs_no_network_and_tells_models_apart(tiny_multimodal, embedded, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEGRADER_CACHE", str(tmp_path))
+    key = compile_cache.loaded_model_key(embedded)
+    assert key == compile_cache.loaded_model_key(embedded)
+    assert key != compile_cache.loaded_model_key(tiny_multimodal)
+    redirect = compile_cache.use_model_compile_cache(embedded)
+    try:
+        assert redirect.directory == (tmp_path / "compile" / key).resolve()
+        assert os.environ[compile_cache.CACHE_DIR_ENV] == str(redirect.directory)
+    finally:
+        redirect.undo()
