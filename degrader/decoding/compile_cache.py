@@ -11,7 +11,8 @@ the model's identity (its spec and a hash of its config), so an upgrade or anoth
 and never reads an entry compiled for something else. Inductor's own keys already guard correctness; the folder
 per key keeps old entries from piling up in one place and makes a stale cache easy to delete.
 
-Call `use_compile_cache` in the process that compiles, after torch is imported and before the first compile:
+Call `use_model_compile_cache(loaded)` (or `use_compile_cache(folder)`) in the process that compiles, after the
+model loads and before the first compile:
 inductor reads TORCHINDUCTOR_CACHE_DIR and TRITON_CACHE_DIR lazily (and hands them to its compile workers per
 job), but memoizes some paths, which `clear_caches` forgets.
 """
@@ -25,7 +26,7 @@ import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 import torch._functorch.config
@@ -33,6 +34,9 @@ import torch._inductor.config
 from torch._inductor import codecache
 
 from degrader.embedded import cache_dir
+
+if TYPE_CHECKING:
+    from degrader.models import LoadedModel
 
 KEY_HASH_LENGTH = 12
 # The environment variables this module sets; TORCHINDUCTOR_CACHE_DIR covers the FX graph, AOT autograd and
@@ -46,7 +50,7 @@ def compile_cache_key(model: str | Mapping[str, Any], device: torch.device | str
     return format_key({**compile_environment(torch.device(device)), **model_identity(model)})
 
 
-def loaded_model_key(loaded) -> str:
+def loaded_model_key(loaded: LoadedModel) -> str:
     """The key of a loaded model (a `LoadedModel`): its spec, config as loaded, dtype and 4-bit flag, its device.
 
     Needs no network (the spec form reads the config from the Hub for a Hugging Face id)."""
@@ -56,7 +60,7 @@ def loaded_model_key(loaded) -> str:
     return compile_cache_key({"spec": description.get("spec", loaded.name), "config": config}, loaded.device)
 
 
-def use_model_compile_cache(loaded) -> CompileCacheRedirect:
+def use_model_compile_cache(loaded: LoadedModel) -> CompileCacheRedirect:
     """Point the compile caches at cache_dir()/compile/<key of the loaded model>; call it before the first compile."""
     return use_compile_cache(compile_cache_dir(loaded_model_key(loaded)))
 
