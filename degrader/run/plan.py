@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from degrader.run.legacy import original_settings_hash
-from configs.experiments import ExperimentConfig
 from degrader.models import model_name, model_name_clean
+from degrader.run.legacy import original_settings_hash
+
+if TYPE_CHECKING:  # configs builds on degrader: only type checkers may read it from here (tests/test_layers.py)
+    from configs.experiments import ExperimentConfig
 
 
 @dataclass(frozen=True)
