@@ -1,28 +1,29 @@
 """The per-record metrics as a Ray job: one task per chunk of records, taken as they finish.
 
-A task scores a chunk with `analysis.metrics_store.score_chunk`, the one-process loop's own step, so
-both give the same table. Ray reuses a worker process across tasks, so each worker loads spaCy and the
-sentence encoder once. Joins the cluster at `address` like the launcher does, or starts a local one
-with `workers` CPUs.
+The caller (`analysis.metrics_store.score_with_ray`) hands over the chunks and the function that scores one,
+the one-process loop's own step, so both give the same table; this module knows Ray, not the metrics.
+Ray reuses a worker process across tasks, so each worker loads spaCy and the sentence encoder once.
+Joins the cluster at `address` like the launcher does, or starts a local one with `workers` CPUs.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import pandas as pd
 import ray
 
 from actors.progress import Progress
-from analysis.metrics_store import CHUNK_SIZE, chunks, score_chunk, score_records
 
 logger = logging.getLogger(__name__)
+ChunkScorer = Callable[[list[dict]], pd.DataFrame]  # the table of one chunk of records
 
 
 @ray.remote(num_cpus=1)
-def _score_chunk(records: list[dict], names: list[str]) -> pd.DataFrame:
-    """One task: the metrics of one chunk (Ray sets OMP_NUM_THREADS=1 for a one-CPU task)."""
-    return score_chunk(records, names)
+def _score_chunk(records: list[dict], score: ChunkScorer) -> pd.DataFrame:
+    """One task: the table of one chunk (Ray sets OMP_NUM_THREADS=1 for a one-CPU task)."""
+    return score(records)
 
 
 def _join(address: str | None, workers: int | None) -> bool:
@@ -35,48 +36,48 @@ def _join(address: str | None, workers: int | None) -> bool:
     return True
 
 
-def score_with_ray(records: list[dict], names: list[str], address: str | None = None, workers: int | None = None,
-                   chunk_size: int = CHUNK_SIZE) -> pd.DataFrame:
-    """The metrics table of `records` (in their order), scored by at most `workers` tasks at a time."""
+def score_chunks(parts: list[list[dict]], score: ChunkScorer, address: str | None = None,
+                 workers: int | None = None) -> list[pd.DataFrame]:
+    """`score` of each chunk (in the order of `parts`), by at most `workers` one-CPU tasks at a time."""
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}; leave it out to use every CPU of the cluster")
     started = _join(address, workers)
     try:
         limit = workers or max(int(ray.cluster_resources().get("CPU", 1)), 1)
-        return _run(chunks(records, chunk_size), names, limit)
+        return _run(parts, score, limit)
     finally:
         if started:
             ray.shutdown()
 
 
-def _run(parts: list[list[dict]], names: list[str], limit: int) -> pd.DataFrame:
+def _run(parts: list[list[dict]], score: ChunkScorer, limit: int) -> list[pd.DataFrame]:
     """Keep `limit` chunk tasks in flight; take results with ray.wait as they finish."""
     if not parts:
-        return score_records([], names)
+        return []
     progress = Progress(sum(map(len, parts)), 0)
     pending: dict = {}
     results: dict[int, pd.DataFrame] = {}
     queue = iter(enumerate(parts))
     try:
         while len(results) < len(parts):
-            _submit(pending, queue, limit, names)
+            _submit(pending, queue, limit, score)
             (ready,), _ = ray.wait(list(pending), num_returns=1)
             index = pending.pop(ready)
             results[index] = _take(ready, index, len(parts[index]))
             progress.update(sum(len(parts[i]) for i in results))
     finally:
         progress.close()
-    return pd.concat([results[index] for index in range(len(parts))], ignore_index=True)
+    return [results[index] for index in range(len(parts))]
 
 
-def _submit(pending: dict, queue, limit: int, names: list[str]) -> None:
+def _submit(pending: dict, queue, limit: int, score: ChunkScorer) -> None:
     """Start chunk tasks from `queue` until `limit` are in flight or the queue is empty."""
     while len(pending) < limit:
         item = next(queue, None)
         if item is None:
             return
         index, part = item
-        pending[_score_chunk.remote(part, names)] = index
+        pending[_score_chunk.remote(part, score)] = index
 
 
 def _take(ref, index: int, size: int) -> pd.DataFrame:

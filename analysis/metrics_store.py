@@ -5,22 +5,23 @@ a hash of every metric's (name, version) when the row was computed. A row is reu
 a record of the file and its `metric_set` is the current one; only the other records are scored, so
 re-running on a finished file costs seconds. A new or changed metric (its `version` bumped) changes
 the hash, and every row of the file is scored again. The table is replaced atomically
-(`degrader.run.store.atomic_write`). Scoring runs in this process, or as a Ray job (`actors/metrics_job.py`)
-when more than `RAY_THRESHOLD` records of a file are missing.
+(`degrader.run.store.atomic_write`). Scoring runs in this process, or as a Ray job (`score_with_ray`, over
+`actors/metrics_job.py`) when more than `RAY_THRESHOLD` records of a file are missing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
-from degrader.run.plan import record_key
-from degrader.run.store import atomic_write, read_records
 from analysis.registry import METRICS, load_builtin
 from analysis.table import DESIGN_FIELDS, metrics_frame
+from degrader.run.plan import record_key
+from degrader.run.store import atomic_write, read_records
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,21 @@ def score_chunk(records: list[dict], names: list[str]) -> pd.DataFrame:
 
 def score_records(records: list[dict], names: list[str], chunk_size: int = CHUNK_SIZE) -> pd.DataFrame:
     """The one-process loop: `score_chunk` over consecutive chunks (the Ray job runs the same chunks)."""
-    frames = [score_chunk(chunk, names) for chunk in chunks(records, chunk_size)]
+    return _joined([score_chunk(chunk, names) for chunk in chunks(records, chunk_size)], names)
+
+
+def score_with_ray(records: list[dict], names: list[str], address: str | None = None, workers: int | None = None,
+                   chunk_size: int = CHUNK_SIZE) -> pd.DataFrame:
+    """`score_records` as a Ray job (actors/metrics_job.py): the same chunks, at most `workers` tasks at a time."""
+    # Ray is imported only where it pays for its start; actors/ gets the scoring step, it never imports analysis/
+    from actors.metrics_job import score_chunks
+
+    frames = score_chunks(chunks(records, chunk_size), partial(score_chunk, names=names), address, workers)
+    return _joined(frames, names)
+
+
+def _joined(frames: list[pd.DataFrame], names: list[str]) -> pd.DataFrame:
+    """The chunks' tables as one, in their order (an empty table of the right columns where there are none)."""
     return pd.concat(frames, ignore_index=True) if frames else _empty(names)
 
 
@@ -134,9 +149,6 @@ def score(records: list[dict], names: list[str], address: str | None = None, wor
           ray_threshold: int = RAY_THRESHOLD) -> pd.DataFrame:
     """Score records in this process, or as a Ray job when there are more than `ray_threshold`."""
     if len(records) > ray_threshold and workers != 1:
-        # Ray is imported only where it pays for its start.
-        from actors.metrics_job import score_with_ray
-
         return score_with_ray(records, names, address=address, workers=workers)
     return score_records(records, names)
 
@@ -149,7 +161,7 @@ def update_table(results: Path, names: list[str], address: str | None = None, wo
     records = unique_records(results)
     path = table_path(results)
     cached = read_table(path, names)
-    fresh = dict(zip(cached.index, cached[CONTENT_COLUMN])) if len(cached) else {}
+    fresh = dict(zip(cached.index, cached[CONTENT_COLUMN], strict=True)) if len(cached) else {}
     missing = [record for record in records if fresh.get(record_key(record)) != content_hash(record)]
     cached = cached.drop(index=[record_key(r) for r in missing if record_key(r) in fresh])
     if missing:

@@ -1,4 +1,7 @@
-"""The metrics as a Ray job on a real local cluster: the same table as the one-process loop, and no work on a rerun."""
+"""The metrics as a Ray job on a real local cluster: the same table as the one-process loop, and no work on a rerun.
+
+The job (`actors.metrics_job.score_chunks`) gets its chunks and scoring step from
+`analysis.metrics_store.score_with_ray`: actors/ never imports analysis/."""
 
 from __future__ import annotations
 
@@ -8,10 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from actors.metrics_job import score_with_ray
+from actors.metrics_job import score_chunks
 from analysis.metrics_store import (
     register_metrics,
     score_records,
+    score_with_ray,
     table_path,
     update_table,
 )
@@ -50,3 +54,12 @@ def test_ray_path_of_the_table_and_a_rerun_that_computes_nothing(ray_cluster, tm
 def test_workers_must_be_positive(ray_cluster):
     with pytest.raises(ValueError, match="workers must be at least 1"):
         score_with_ray(sample_records()[:2], register_metrics(), workers=0)
+
+
+def test_chunks_come_back_in_their_order_whatever_the_scoring_step(ray_cluster):
+    """The job knows no metric: any picklable step, one result per chunk in the order of the chunks."""
+    parts = [[{"n": n} for n in range(start, start + size)] for start, size in ((0, 3), (3, 1), (4, 2))]
+    frames = score_chunks(parts, lambda part: pd.DataFrame(part).assign(size=len(part)), workers=2)
+    assert [frame["n"].tolist() for frame in frames] == [[0, 1, 2], [3], [4, 5]]
+    assert [frame["size"].tolist() for frame in frames] == [[3, 3, 3], [1], [2, 2]]
+    assert score_chunks([], len, workers=2) == []
