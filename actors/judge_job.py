@@ -20,7 +20,6 @@ from actors.driver import LaunchOptions, local_pin
 from actors.logs import LogSink
 from actors.model_actor import ModelActor
 from degrader.run.worker import WARM_UP_STEPS
-from analysis.judge.backends import Reply
 from configs.experiments import ExperimentConfig, get_config
 from degrader.models import check_spec, model_name
 
@@ -76,8 +75,10 @@ class LocalJudge:
                 "judge_temperature": 0.0, "judge_max_new_tokens": self.max_new_tokens,
                 "judge_dtype": self.description.get("dtype")}
 
-    def complete(self, prompts: list[str]) -> Iterator[tuple[int, Reply | Exception]]:
-        """Replies as batches finish; prompts of similar length share a batch (less padding)."""
+    def complete(self, prompts: list[str]) -> Iterator[tuple[int, dict | Exception]]:
+        """Replies as batches finish; prompts of similar length share a batch (less padding).
+
+        A reply is the fields of `analysis.judge.backends.Reply` as a dict: actors/ does not import analysis/."""
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         size = self.batch_size * BATCHES_PER_CALL
         queue = deque(order[start: start + size] for start in range(0, len(order), size))
@@ -96,8 +97,9 @@ class LocalJudge:
             except ray.exceptions.RayError as error:
                 yield from self._failed(batch, error, queue, failures)
                 continue
-            for index, reply in zip(batch, replies):
-                yield index, Reply(reply["text"], model_name(self.spec), self._revision(), reply["tokens"])
+            for index, reply in zip(batch, replies, strict=True):
+                yield index, {"text": reply["text"], "model": model_name(self.spec), "revision": self._revision(),
+                              "tokens": reply["tokens"]}
 
     def _failed(self, batch: list[int], error: Exception, queue: deque, failures: dict):
         """Requeue a failed batch, or give up on its prompts after MAX_BATCH_FAILURES attempts."""

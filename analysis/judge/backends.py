@@ -2,7 +2,8 @@
 
 `OpenAIJudge` talks to any OpenAI-compatible chat-completions endpoint (OpenAI's GPT-4o-mini, or a local
 vLLM / llama.cpp / Ollama server). The local backend on the project's own Ray actors is
-`actors.judge_job.LocalJudge`; both satisfy `JudgeBackend`.
+`actors.judge_job.LocalJudge`; both satisfy `JudgeBackend`. The local one yields each reply as a dict of
+`Reply`'s fields (actors/ does not import analysis/), which `as_reply` turns into a `Reply`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,20 @@ class JudgeBackend(Protocol):
     def identity(self) -> dict:
         """spec, backend, model, revision, decoding settings: stored with every judgment."""
 
-    def complete(self, prompts: list[str]) -> Iterator[tuple[int, Reply | Exception]]:
-        """(index, reply) for each prompt as it finishes; an Exception where every attempt failed."""
+    def complete(self, prompts: list[str]) -> Iterator[tuple[int, Reply | Mapping | Exception]]:
+        """(index, reply) for each prompt as it finishes (a Reply or its fields); an Exception where every attempt
+        failed."""
+
+
+def as_reply(reply: Reply | Mapping) -> Reply:
+    """A backend's reply as a `Reply`: a mapping must hold exactly its fields (text, model, revision, tokens)."""
+    if isinstance(reply, Reply):
+        return reply
+    fields = {"text", "model", "revision", "tokens"}
+    if set(reply) != fields:
+        raise ValueError(f"a judge reply must have the fields {sorted(fields)}, got {sorted(reply)}; "
+                         "the backend must send every field of analysis.judge.backends.Reply and nothing else")
+    return Reply(**reply)
 
 
 def openai_settings(env_file: Path | None = None) -> tuple[str | None, str | None]:

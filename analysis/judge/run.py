@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from degrader.run.store import ResultStore, read_records
-from analysis.judge.backends import JudgeBackend, Reply
+from analysis.judge.backends import JudgeBackend, Reply, as_reply
 from analysis.judge.families import Family
 from analysis.judge.store import (
     judged_path,
@@ -22,6 +21,7 @@ from analysis.judge.store import (
     planned_judgment_key,
     runs_path,
 )
+from degrader.run.store import ResultStore, read_records
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ def judge_file(output: Path, backend: JudgeBackend, families: list[Family], flus
                 failed += 1
                 logger.warning("judgment failed after retries (%s: %s)", type(reply).__name__, str(reply)[:200])
                 continue
+            reply = as_reply(reply)
             judgment = make_judgment(requests[index].record, requests[index].family, reply.text,
                                      {**identity, **_served(reply)})
             store.add([judgment])

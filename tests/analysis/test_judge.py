@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from degrader.run.plan import record_key
-from degrader.run.store import read_records
 from analysis.judge import (
     FAMILIES,
     judged_frame,
@@ -23,11 +21,13 @@ from analysis.judge import (
     merge_judged,
     select_families,
 )
-from analysis.judge.backends import OpenAIJudge, public_url
+from analysis.judge.backends import OpenAIJudge, Reply, as_reply, public_url
 from analysis.judge.families import PROMPTS_DIR, ReplyError
 from analysis.judge.run import judge_file, pending_requests
 from analysis.judge.store import runs_path
 from analysis.registry import METRICS
+from degrader.run.plan import record_key
+from degrader.run.store import read_records
 
 SAMPLES = Path(__file__).resolve().parents[2] / "results" / "samples"
 API_KEY = "sk-test-SECRET-4f1c9d0e"
@@ -283,6 +283,33 @@ def test_exhausted_retries_store_nothing_and_the_next_run_judges_the_pair(result
         judge = OpenAIJudge(SERVED_MODEL, server.url, API_KEY, workers=1, max_attempts=3, backoff_s=0.01)
         assert judge_file(results_file, judge, [family])["failed"] == 1 and len(server.requests) == 1
         assert judge_file(results_file, judge, [family])["judged"] == 1  # the pair was still missing
+
+
+class FieldsBackend:
+    """A backend that sends each reply as a dict of Reply's fields, as the Ray one (actors/judge_job.py) does."""
+
+    def __init__(self, reply: dict):
+        self.reply = reply
+
+    def identity(self) -> dict:
+        return {"judge": "local:fields", "judge_backend": "local"}
+
+    def complete(self, prompts: list[str]):
+        yield from ((index, self.reply) for index in range(len(prompts)))
+
+
+def test_a_reply_sent_as_its_fields_is_stored_as_a_reply(results_file):
+    """The local backend cannot import Reply (actors/ sits below analysis/): the run turns its dicts into one."""
+    fields = {"text": '{"answer": "B", "reasoning": "x"}', "model": "served", "revision": "r1", "tokens": 7}
+    summary = judge_file(results_file, FieldsBackend(fields), [FAMILIES["iq"]])
+    judgment = read_records(judged_path(results_file, "local:fields"))[0]
+    assert summary["judged"] == 1 and summary["failed"] == 0
+    stored = {key: judgment[key] for key in ("raw_reply", "judge_model", "judge_revision", "judge_reply_tokens")}
+    assert stored == {"raw_reply": fields["text"], "judge_model": "served", "judge_revision": "r1",
+                      "judge_reply_tokens": 7}
+    assert as_reply(fields) == Reply(**fields) and as_reply(Reply("t", "m", None)) == Reply("t", "m", None)
+    with pytest.raises(ValueError, match=r"must have the fields \['model', 'revision', 'text', 'tokens'\]"):
+        as_reply({"text": "t", "model": "m"})
 
 
 def test_a_refused_key_stops_the_run_in_one_line_and_failures_exit_non_zero(
