@@ -105,7 +105,8 @@ def load_family(path: Path) -> Family:
     template = spec["template"]
     absent = [f.name for f in fields if f.name not in template]
     if absent:
-        raise ValueError(f"judge prompt {path}: the template never names fields {absent}; the reply format must list them")
+        raise ValueError(f"judge prompt {path}: the template never names fields {absent}; "
+                         "the reply format must list them")
     return Family(spec["family"], spec["description"], tuple(spec["tasks"]), tuple(spec.get("requires", ())), fields,
                   template, spec["reference"], spec.get("count_field"), path, hashlib.sha256(data).hexdigest())
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from degrader.run.plan import record_key
-from degrader.run.store import read_records
 from analysis.judge.families import Family, ReplyError
 from analysis.registry import METRICS, Metric, register
+from degrader.run.plan import record_key
+from degrader.run.store import read_records
 
 logger = logging.getLogger(__name__)
 JUDGED_DIR = "judged"
