@@ -5,7 +5,7 @@ a hash of every metric's (name, version) when the row was computed. A row is reu
 a record of the file and its `metric_set` is the current one; only the other records are scored, so
 re-running on a finished file costs seconds. A new or changed metric (its `version` bumped) changes
 the hash, and every row of the file is scored again. The table is replaced atomically
-(`degrader.run.store.atomic_write`). Scoring runs in this process, or as a Ray job (`score_with_ray`, over
+(`degrader.files.atomic_write`). Scoring runs in this process, or as a Ray job (`score_with_ray`, over
 `actors/metrics_job.py`) when more than `RAY_THRESHOLD` records of a file are missing.
 """
 
@@ -21,7 +21,8 @@ import pandas as pd
 from analysis.registry import METRICS, load_builtin
 from analysis.table import DESIGN_FIELDS, metrics_frame
 from degrader.run.plan import record_key
-from degrader.run.store import atomic_write, read_records
+from degrader.files import atomic_write
+from degrader.run.store import read_records
 
 logger = logging.getLogger(__name__)
 

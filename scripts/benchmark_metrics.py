@@ -5,7 +5,7 @@ python scripts/benchmark_metrics.py [--records 2000] [--workers 2] [--address A]
 Replicates the committed samples' free-production records (dreams, Cookie Theft) to --records records
 with distinct keys (repeat_index) and distinct texts (a numbered sentence appended, so the parse cache
 cannot serve a copy: every record costs a full parse and encoding), then times
-`analysis.metrics_store.score_records` (one process) and `actors.metrics_job.score_with_ray`, each in a
+`analysis.metrics_store.score_records` (one process) and `analysis.metrics_store.score_with_ray`, each in a
 fresh child process so neither gets the other's loaded models or caches. Start-up (Ray, spaCy, the
 encoder) is included in both, as a user pays it.
 """
@@ -42,7 +42,7 @@ def child(mode: str, path: Path, workers: int, address: str | None) -> None:
 
     names = register_metrics()
     if mode == "ray":
-        from actors.metrics_job import score_with_ray
+        from analysis.metrics_store import score_with_ray
 
         table = score_with_ray(records, names, address=address, workers=workers)
     else:

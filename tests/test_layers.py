@@ -26,7 +26,6 @@ ALLOWED: dict[str, str] = {
     "degrader/run/records.py": "configs.experiments, configs.prompts (ExperimentConfig, Prompt); removed at merge",
     "degrader/run/dry_run.py": "configs.experiments (ExperimentConfig); removed at merge",
     "degrader/run/preflight.py": "configs.experiments (ExperimentConfig); removed at merge",
-    "degrader/decoding/compile_cache.py": "degrader.run.store (atomic_write), decoding -> run; removed at merge",
 }
 
 

@@ -160,7 +160,7 @@ def save_artifacts(path: Path | str) -> bool:
 
     The bundle holds the same entries as the on-disk caches (plus dynamo's profiles) in one portable file,
     for a node that does not share the cache folder."""
-    from degrader.run.store import atomic_write
+    from degrader.files import atomic_write
 
     artifacts = torch.compiler.save_cache_artifacts()
     if artifacts is None:

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, TextIO
 
+from degrader.files import atomic_write, fsync_directory
 from degrader.run.legacy import normalise
 
 logger = logging.getLogger(__name__)
@@ -260,7 +261,7 @@ def _append_durably(path: Path, lines: str) -> None:
     finally:
         os.close(descriptor)
     if created:
-        _fsync_directory(path.parent)  # the new journal's name survives a power loss too
+        fsync_directory(path.parent)  # the new journal's name survives a power loss too
 
 
 def _truncate_quietly(descriptor: int, size: int) -> None:
@@ -276,36 +277,11 @@ def _atomic_write_json(path: Path, records: list[Record]) -> None:
     atomic_write(path, lambda handle: json.dump(records, handle, ensure_ascii=False, indent=1))
 
 
-def atomic_write(path: Path, write: Callable[[TextIO], object]) -> None:
-    """Replace `path` with what `write(handle)` writes: temporary file, fsync, os.replace, fsync the folder.
-
-    Readers see the old file or the new one, never a part; every file the project writes goes through here."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
 def _remove_stale_temporaries(path: Path) -> None:
     """Remove `.<output>.<pid>.tmp` files of earlier writers of this output (called under its lock)."""
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
         logger.info("removing %s, left by an interrupted write", stale)
         stale.unlink(missing_ok=True)
-
-
-def _fsync_directory(folder: Path) -> None:
-    directory = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def _normalised(path: Path, records: list[Record]) -> list[Record]:
