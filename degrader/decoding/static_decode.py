@@ -5,7 +5,9 @@ so all units of an experiment share one shape: the decode step compiles (torch.c
 graphs, "reduce-overhead") once per actor, not once per unit. Weights are only ever changed in
 place (baseline restore, degradation), so the captured graphs stay valid across units. Rows and
 tokens are chosen by the same loop as `generation.decode` (`generation.token_loop`): the two paths give
-the same tokens.
+the same tokens. Every decoder is one more compiled variant of `_step`: past dynamo's default of 8 it
+would fall back to eager, so `edits.prepare_for_decoding(..., static=True)` raises that limit (undoably);
+this class changes no process-wide setting.
 """
 
 from __future__ import annotations
@@ -60,9 +62,6 @@ class StaticDecoder:
         self.prompt_length = bucket(prompt_length)
         self.cache = static_cache(model.config, self.prompt_length + params.max_new_tokens)
         self.cache_key = cache_argument(model)
-        # every decoder (one per batch size, prompt set and sampling settings of a sweep) is one more
-        # compiled variant of `_step`: allow more than dynamo's default of 8 before it falls back to eager
-        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
         self.step_fn = torch.compile(self._step, mode=mode, dynamic=False) if compile else self._step
 
     def _step(self, token, positions, cache_position, mask, row_seeds, step):
