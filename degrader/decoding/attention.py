@@ -95,6 +95,8 @@ def use_grouped_decode_attention(model, split_kv: bool | None = None) -> bool:
     """Switch an SDPA model to grouped decode attention (masks stay SDPA's); False when it does not use SDPA.
 
     `split_kv`: through the split-KV kernel (default: where it can run on the model's device).
+    The functions go into transformers' process-wide registries: `edits.ModelEdits.grouped_attention`
+    records the switch and the registry entries, and undoes them.
     """
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask

@@ -13,7 +13,7 @@ import inspect
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -105,31 +105,57 @@ def cache_argument(model) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
+NextToken = Callable[[torch.Tensor, int], torch.Tensor]  # (token of step - 1 [B], step) -> token of step [B]
+
+
+def token_loop(first: torch.Tensor, next_token: NextToken, n_steps: int, stop_ids: Sequence[int], pad_id: int,
+               ignore_eos: bool, check_every: int = 1) -> torch.Tensor:
+    """Token ids [B, T <= n_steps] from `first` (step 0) on, `pad_id` in a row after its stop token.
+
+    The one decode loop of both paths (`decode`, `StaticDecoder`): they differ only in `next_token`. The loop
+    ends early once every row has stopped, tested every `check_every` steps (each test is a host sync); rows
+    that stopped are `pad_id` either way, so `check_every` changes only when the loop ends, never a token.
+    """
+    stops = torch.tensor(list(stop_ids), device=first.device)
+    finished = torch.zeros_like(first, dtype=torch.bool)
+    steps, token = [], first
+    for step in range(n_steps):
+        token = token.masked_fill(finished, pad_id)
+        steps.append(token)
+        if not ignore_eos:
+            finished = finished | torch.isin(token, stops)
+        if step + 1 == n_steps:
+            break
+        if (step + 1) % check_every == 0 and not ignore_eos and bool(finished.all()):
+            break
+        token = next_token(token, step + 1)
+    return torch.stack(steps, dim=1)
+
+
 @torch.inference_mode()
 def decode(model, inputs: dict[str, torch.Tensor], params: SamplingParams, row_seeds: torch.Tensor,
            stop_ids: Sequence[int], pad_id: int) -> torch.Tensor:
-    """New token ids [B, T] (T <= max_new_tokens), rows padded with `pad_id` after they stop."""
+    """New token ids [B, T] (T <= max_new_tokens), rows padded with `pad_id` after they stop.
+
+    The eager path: a DynamicCache that grows by one token per step (CPU, 4-bit, and the tests' reference).
+    """
     from transformers import DynamicCache
 
     mask = inputs["attention_mask"]
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = {cache_argument(model): DynamicCache(config=model.config)}
     logits = model(**inputs, position_ids=positions, use_cache=True, logits_to_keep=1, **cache).logits
-    stops = torch.tensor(list(stop_ids), device=mask.device)
-    finished = torch.zeros(mask.shape[0], dtype=torch.bool, device=mask.device)
-    steps = []
-    for step in range(params.max_new_tokens):
-        token = choose_tokens(logits[:, -1], params, row_seeds, step).masked_fill(finished, pad_id)
-        steps.append(token)
-        if not params.ignore_eos:
-            finished |= torch.isin(token, stops)
-        if step + 1 == params.max_new_tokens or bool(finished.all()):
-            break
+
+    def next_token(token: torch.Tensor, step: int) -> torch.Tensor:
+        nonlocal mask, positions
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
         positions = positions[:, -1:] + 1
         logits = model(input_ids=token[:, None], attention_mask=mask, position_ids=positions,
                        use_cache=True, **cache).logits
-    return torch.stack(steps, dim=1)
+        return choose_tokens(logits[:, -1], params, row_seeds, step)
+
+    first = choose_tokens(logits[:, -1], params, row_seeds, 0)
+    return token_loop(first, next_token, params.max_new_tokens, stop_ids, pad_id, params.ignore_eos)
 
 
 def tile_rows(inputs: dict[str, torch.Tensor], units: int) -> dict[str, torch.Tensor]:

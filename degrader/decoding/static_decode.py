@@ -4,7 +4,10 @@ Every batch is padded to `batch_size` rows and every prompt left-padded to `prom
 so all units of an experiment share one shape: the decode step compiles (torch.compile with CUDA
 graphs, "reduce-overhead") once per actor, not once per unit. Weights are only ever changed in
 place (baseline restore, degradation), so the captured graphs stay valid across units. Rows and
-tokens are chosen exactly as in `generation.decode`: the two paths give the same tokens.
+tokens are chosen by the same loop as `generation.decode` (`generation.token_loop`): the two paths give
+the same tokens. Every decoder is one more compiled variant of `_step`: past dynamo's default of 8 it
+would fall back to eager, so `edits.prepare_for_decoding(..., static=True)` raises that limit (undoably);
+this class changes no process-wide setting.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Sequence
 
 import torch
 
-from degrader.decoding.generation import SamplingParams, cache_argument, choose_tokens
+from degrader.decoding.generation import SamplingParams, cache_argument, choose_tokens, token_loop
 
 logger = logging.getLogger(__name__)
 STOP_CHECK_EVERY = 16  # steps between host syncs that test whether every row has stopped
@@ -59,9 +62,6 @@ class StaticDecoder:
         self.prompt_length = bucket(prompt_length)
         self.cache = static_cache(model.config, self.prompt_length + params.max_new_tokens)
         self.cache_key = cache_argument(model)
-        # every decoder (one per batch size, prompt set and sampling settings of a sweep) is one more
-        # compiled variant of `_step`: allow more than dynamo's default of 8 before it falls back to eager
-        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
         self.step_fn = torch.compile(self._step, mode=mode, dynamic=False) if compile else self._step
 
     def _step(self, token, positions, cache_position, mask, row_seeds, step):
@@ -108,22 +108,13 @@ class StaticDecoder:
     def _loop(self, token, position, mask, seeds, stop_ids, pad_id, n_steps: int) -> torch.Tensor:
         # Step indices and cache positions live on the device: no host-to-device copy (and so no
         # implicit sync) per step, so the CPU queues step k+1 while the GPU runs step k.
-        device = token.device
-        stops = torch.tensor(list(stop_ids), device=device)
-        step_ids = torch.arange(n_steps + 1, device=device)
+        step_ids = torch.arange(n_steps + 1, device=token.device)
         cache_positions = step_ids + self.prompt_length
-        finished = torch.zeros_like(token, dtype=torch.bool)
-        steps = []
-        for step in range(n_steps):
-            token = token.masked_fill(finished, pad_id)
-            steps.append(token)
-            if not self.params.ignore_eos:
-                finished = finished | torch.isin(token, stops)
-            if step + 1 == n_steps:
-                break
-            if (step + 1) % STOP_CHECK_EVERY == 0 and not self.params.ignore_eos and bool(finished.all()):
-                break
+
+        def next_token(previous: torch.Tensor, step: int) -> torch.Tensor:
+            nonlocal position
             position = position + 1
-            token = self.step_fn(token[:, None], position, cache_positions[step: step + 1], mask, seeds,
-                                 step_ids[step + 1]).clone()
-        return torch.stack(steps, dim=1)
+            return self.step_fn(previous[:, None], position, cache_positions[step - 1: step], mask, seeds,
+                                step_ids[step]).clone()
+
+        return token_loop(token, next_token, n_steps, stop_ids, pad_id, self.params.ignore_eos, STOP_CHECK_EVERY)

@@ -26,6 +26,8 @@ class TextGenerator:
     """Batches chat prompts by length and decodes them greedily, statically compiled on a GPU.
 
     `compile_mode` None keeps the static cache and shapes but runs the step uncompiled (CPU tests).
+    Each (rows, length, new tokens) is one more compiled variant of the step: prepare a compiled model with
+    `edits.prepare_for_decoding(..., static=True)`, which raises dynamo's recompile limit.
     """
 
     def __init__(self, loaded: LoadedModel, static: bool, max_batch: int, compile_mode: str | None = "reduce-overhead"):

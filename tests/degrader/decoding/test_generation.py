@@ -2,7 +2,7 @@ import pytest
 import torch
 from PIL import Image
 
-from degrader.decoding.generation import SamplingParams, encode, generate, prompt_texts, stop_token_ids
+from degrader.decoding.generation import SamplingParams, encode, generate, prompt_texts, stop_token_ids, token_loop
 
 PROMPTS = ["The capital of France is", "Once upon a time, in a small village by the sea, there lived", "1, 2, 3,"]
 
@@ -66,3 +66,20 @@ def test_sampling_ignores_the_global_rng(embedded):
     first = generate(embedded, PROMPTS[:1], params, [5])[0].text
     torch.manual_seed(1)
     assert generate(embedded, PROMPTS[:1], params, [5])[0].text == first
+
+
+def test_the_loop_pads_stopped_rows_and_tests_for_the_end_every_few_steps():
+    steps = []
+
+    def next_token(token, step):  # row 0 stops at step 1; row 1 stopped at step 0
+        steps.append(step)
+        return torch.tensor([1, 7])
+
+    first = torch.tensor([5, 1])
+    assert token_loop(first, next_token, 6, [1], 0, ignore_eos=False).tolist() == [[5, 1], [1, 0]]
+    assert steps == [1]
+    steps.clear()
+    assert token_loop(first, next_token, 6, [1], 0, ignore_eos=False, check_every=4).tolist() == \
+        [[5, 1, 0, 0], [1, 0, 0, 0]]  # the same tokens, the end seen at step 3
+    assert steps == [1, 2, 3]
+    assert token_loop(first, next_token, 3, [1], 0, ignore_eos=True).tolist() == [[5, 1, 1], [1, 7, 7]]

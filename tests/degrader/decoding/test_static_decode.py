@@ -65,3 +65,9 @@ def test_batch_size_follows_free_memory_and_kv_bytes_per_token():
     per_sequence = one.kv_cache + one.logits + one.activations
     assert memory.max_batch(config, torch.bfloat16, 10 * per_sequence, 414, headroom=1.0) == 10
     assert memory.max_batch(config, torch.bfloat16, 70 * 2**30, 414) > 38
+
+
+def test_a_decoder_changes_no_process_wide_setting(embedded):
+    with torch._dynamo.config.patch(cache_size_limit=8):  # raised by edits.prepare_for_decoding, undoably
+        StaticDecoder(embedded.model, batch_size=2, prompt_length=16, params=SamplingParams(max_new_tokens=4))
+        assert torch._dynamo.config.cache_size_limit == 8
