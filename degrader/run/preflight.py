@@ -15,6 +15,7 @@ import socket
 import tempfile
 from pathlib import Path
 
+from degrader.run.options import LaunchRequest
 from degrader.run.plan import missing_units, output_path, record_key
 from degrader.run.store import CorruptOutputError, read_records
 from configs.experiments import ExperimentConfig
@@ -176,17 +177,17 @@ def _hub_cached(spec: str) -> bool:
         return False
 
 
-def preflight(configs: list[ExperimentConfig], args) -> list[int]:
+def preflight(configs: list[ExperimentConfig], request: LaunchRequest) -> list[int]:
     """Every check of a launch before Ray starts; returns the missing records of each config."""
-    check_model(configs[0].model_name, args.dry_run)  # a sweep's variants share the model
-    if not args.dry_run:  # a dry run may plan for GPUs this machine does not have
-        check_gpus(args.gpus, args.address)
-        check_directory(args.results_dir, "--results-dir")
-        check_directory(args.logs_dir, "--logs-dir")
-    elif Path(args.results_dir).exists() and not Path(args.results_dir).is_dir():
-        raise PreflightError(f"--results-dir {args.results_dir} is a file, not a directory: choose a directory")
-    missing = [missing_records(config, args.results_dir, args.force) for config in configs]
-    if not args.dry_run:
-        warn_if_disk_short(configs, Path(args.results_dir), missing)
-        check_address(args.address)
+    check_model(configs[0].model_name, request.dry_run)  # a sweep's variants share the model
+    if not request.dry_run:  # a dry run may plan for GPUs this machine does not have
+        check_gpus(request.gpus, request.address)
+        check_directory(request.results_dir, "--results-dir")
+        check_directory(request.logs_dir, "--logs-dir")
+    elif Path(request.results_dir).exists() and not Path(request.results_dir).is_dir():
+        raise PreflightError(f"--results-dir {request.results_dir} is a file, not a directory: choose a directory")
+    missing = [missing_records(config, request.results_dir, request.force) for config in configs]
+    if not request.dry_run:
+        warn_if_disk_short(configs, Path(request.results_dir), missing)
+        check_address(request.address)
     return missing
