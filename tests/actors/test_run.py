@@ -5,7 +5,8 @@ import threading
 
 import pytest
 
-from actors.driver import LaunchOptions, run_experiment
+from actors.driver import run_experiment
+from degrader.run.options import LaunchOptions
 from degrader.run.plan import output_path, record_key
 from degrader.run.store import CorruptOutputError
 from configs.experiments import get_config
