@@ -119,3 +119,31 @@ def test_a_sweep_writes_one_resumable_file_per_variant_from_one_model_load(ray_c
     assert log.count("loaded embedded:gemma-3-270m") == 1
     assert "variant 2025_05_20_dreams_ablation_attn: ablation on attn_only" in log
     assert [s["ran_units"] for s in run_sweep(variants, options)] == [0, 0, 0]
+
+
+def test_the_dashboard_names_what_each_actor_does_and_the_log_has_timings(ray_cluster, tmp_path, caplog):
+    """Ray reads an actor's Repr once, at its start: the task list shows each run_units call by its units."""
+    import json
+
+    from ray.util.state import list_actors, list_tasks
+
+    caplog.set_level(logging.INFO, logger="actors.driver")
+    address = ray_cluster.get_runtime_context().gcs_address
+    run(tmp_path, small_config("max_prompts=2", "max_deg=0.3", "units_per_batch=2"))
+    expected = {"units level=0.0 rep=0 +1 (2 prompts)", "units level=0.3 rep=0 +1 (2 prompts)"}
+
+    def named() -> set[str]:
+        return {task.name for name in expected
+                for task in list_tasks(address=address, filters=[("name", "=", name)])} >= expected
+
+    wait_for(named, timeout=60)  # task events reach the dashboard about once a second
+    reprs = {a.repr_name for a in list_actors(address=address, detail=True, filters=[("name", "=", "ModelActor:cpu0")])}
+    assert any(r.startswith("ModelActor:cpu0 CPU: embedded (auto), variant 2025_05_20_dreams: mult_gauss on ")
+               for r in reprs), reprs
+    lines = [json.loads(line.split("timings ", 1)[1]) for line in caplog.messages if line.startswith("timings ")]
+    assert [line["variant"] for line in lines] == ["2025_05_20_dreams"]
+    timings = lines[0]
+    assert set(timings) == {"variant", "ray_start_s", "load_s", "warm_up_s", "first_record_s", "generation_s",
+                            "variant_s"}
+    assert timings["load_s"] > 0 and 0 < timings["generation_s"] <= timings["variant_s"]
+    assert timings["first_record_s"] > 0
