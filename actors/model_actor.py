@@ -56,7 +56,8 @@ class ModelActor:
 
     def load(self, writer=None) -> dict:
         """Load the model and its baseline (a separate call, so failures name the step); `writer`: the output's."""
-        self.writer = writer
+        if writer is not None:  # a reload after a restart (_ensure_loaded) keeps the writer set_variant gave
+            self.writer = writer
         try:
             description = self.worker.load()
             return {**description, "actor": self.name, "pid": os.getpid(), "units_per_batch": self.worker.max_units}

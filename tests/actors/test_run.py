@@ -53,7 +53,7 @@ def test_rep_batched_actors_write_the_records_of_the_per_unit_path(ray_cluster, 
     batched = run(tmp_path / "three", small_config("deg_steps=3", "units_per_batch=3"), cpu_actors=2)
     assert {r["reps_in_batch"] for r in per_unit} == {1} and {r["reps_in_batch"] for r in batched} == {3}
     assert {record_key(r): stable(r) for r in batched} == {record_key(r): stable(r) for r in per_unit}
-    assert "repetitions per batch: 3" in (tmp_path / "three" / "run.log").read_text()
+    assert "units per batch: 3" in (tmp_path / "three" / "run.log").read_text()
     assert caplog.text.count("warm-up for 3 units per batch") == 2  # both actors, before their first unit
 
 
