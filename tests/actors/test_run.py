@@ -48,6 +48,7 @@ def test_one_and_two_actors_give_identical_records(ray_cluster, tmp_path):
 
 def test_rep_batched_actors_write_the_records_of_the_per_unit_path(ray_cluster, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="actors.driver")
+    caplog.set_level(logging.INFO, logger="actors.fleet")  # the fleet warms the actors up
     per_unit = run(tmp_path / "one", small_config("deg_steps=3"))
     # 3 levels x 2 repetitions in 2 batches of 3: each batch holds units of two levels
     batched = run(tmp_path / "three", small_config("deg_steps=3", "units_per_batch=3"), cpu_actors=2)
