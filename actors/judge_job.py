@@ -16,18 +16,20 @@ from pathlib import Path
 
 import ray
 
-from actors.driver import LaunchOptions, local_pin
+from actors.fleet import local_pin
 from actors.logs import LogSink
 from actors.model_actor import ModelActor
 from degrader.run.worker import WARM_UP_STEPS
 from configs.experiments import ExperimentConfig, get_config
 from degrader.models import check_spec, model_name
+from degrader.run.options import LaunchOptions
 
 logger = logging.getLogger(__name__)
 MAX_BATCH_FAILURES = 3
 # prompts per actor call, in decode batches: a call splits its prompts by token length, so a call of one
 # batch would leave a partly filled (padded) batch per length it straddles
 BATCHES_PER_CALL = 4
+SINK_NAME = "LogSink:judge"  # the ModelActors look their log sink up by name
 
 
 def judge_config(spec: str, max_new_tokens: int, batch_size: int) -> ExperimentConfig:
@@ -53,10 +55,11 @@ class LocalJudge:
     def start(self) -> dict:
         """Start one ModelActor per GPU (one on the CPU) and load the model; returns its description."""
         log_path = self.options.log_path
-        self.sink = LogSink.options(scheduling_strategy=local_pin()).remote(str(log_path) if log_path else None)
+        self.sink = LogSink.options(name=SINK_NAME, scheduling_strategy=local_pin()).remote(
+            str(log_path) if log_path else None)
         names = [f"JudgeActor:{self.options.actor_name(i).split(':')[1]}" for i in range(self.options.n_actors)]
         self.actors = [ModelActor.options(name=name, scheduling_strategy="SPREAD", **self.options.actor_resources())
-                       .remote(self.config, name, None, self.sink, self.options.log_level) for name in names]
+                       .remote(self.config, name, SINK_NAME, self.options.log_level) for name in names]
         descriptions = ray.get([actor.load.remote() for actor in self.actors])
         self.description = descriptions[0]
         logger.info("judge %s loaded on %d actors: %s, %s", self.spec, len(self.actors),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
+import json
 import logging
 import os
 import socket
@@ -10,21 +11,15 @@ import time
 
 import ray
 
-from actors.driver import LaunchOptions, run_sweep
+from actors.driver import run_sweep
 from actors.logs import log_path, setup_driver_logging
+from degrader.run.options import LaunchOptions, LaunchRequest
 from degrader.run.plan import output_path
 from degrader.run.store import CorruptOutputError, OutputLockedError, StoreWriteError
 from configs.experiments import ExperimentConfig
 from degrader.models import model_name_clean
 
 logger = logging.getLogger(__name__)
-
-
-def options_from(args: argparse.Namespace, log_file) -> LaunchOptions:
-    """The driver's options from the command line."""
-    return LaunchOptions(results_dir=args.results_dir, gpus=args.gpus, actors_per_gpu=args.actors_per_gpu,
-                         cpu_actors=args.cpu_actors, force=args.force, log_path=log_file.resolve(),
-                         log_level=args.log_level, owner=launch_owner())
 
 
 def launch_owner() -> str:
@@ -55,22 +50,36 @@ def check_resources(options: LaunchOptions) -> None:
                          f"{resources.get('CPU', 0):g}; use fewer --cpu-actors")
 
 
-def launch(configs: list[ExperimentConfig], args: argparse.Namespace, missing: list[int] | None = None) -> int:
+def launch(configs: list[ExperimentConfig], request: LaunchRequest, missing: list[int] | None = None) -> int:
     """Run the experiments (a sweep's variants in turn); returns the exit code (0 done, 1 refused or stopped,
     130 interrupted). `missing`: records still missing per config (preflight); none at all starts no Ray."""
-    experiment_id = output_path(configs[0], args.results_dir).stem.removeprefix("outputs_")
-    if len(configs) > 1:
-        experiment_id = f"sweep_{args.sweep or 'tasks'}_{model_name_clean(configs[0].model_name)}"
-    log_file = log_path(args.logs_dir, experiment_id)
-    setup_driver_logging(log_file, args.log_level)
+    log_file = log_path(request.logs_dir, experiment_id(configs, request))
+    setup_driver_logging(log_file, request.log_level)
     logger.info("log file %s", log_file)
-    options = options_from(args, log_file)
+    options = request.options(log_file.resolve(), launch_owner())
     if missing is not None and not any(missing):
         logger.info("nothing to do: every record is already in %s (--force runs again)",
-                    ", ".join(str(output_path(config, args.results_dir)) for config in configs))
+                    ", ".join(str(output_path(config, request.results_dir)) for config in configs))
         return 0
     try:
-        start_ray(args.address, f"degrader-{experiment_id}")
+        return _run(configs, request, options)
+    finally:
+        logger.info("timings %s", json.dumps({"total_s": round(time.monotonic() - request.started, 3)}))
+
+
+def experiment_id(configs: list[ExperimentConfig], request: LaunchRequest) -> str:
+    """The run's name in its log file and Ray namespace: the output's, or the sweep's for several variants."""
+    if len(configs) > 1:
+        return f"sweep_{request.sweep or 'tasks'}_{model_name_clean(configs[0].model_name)}"
+    return output_path(configs[0], request.results_dir).stem.removeprefix("outputs_")
+
+
+def _run(configs: list[ExperimentConfig], request: LaunchRequest, options: LaunchOptions) -> int:
+    """Start Ray, run the sweep and turn its failures into one line and an exit code."""
+    log_file = options.log_path
+    try:
+        start_ray(request.address, f"degrader-{experiment_id(configs, request)}")
+        options = dataclasses.replace(options, ray_start_s=round(time.monotonic() - request.started, 3))
         check_resources(options)
         summary = run_sweep(configs, options)
     except (OutputLockedError, CorruptOutputError, StoreWriteError, ValueError, RuntimeError) as error:

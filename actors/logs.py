@@ -78,10 +78,14 @@ class RemoteLogHandler(logging.Handler):
             self.handleError(record)
 
 
-def setup_actor_logging(sink, origin: str, level: str) -> None:
-    """Route this actor process's logging to the run's log file."""
+def setup_actor_logging(sink_name: str | None, origin: str, level: str) -> None:
+    """Route this actor process's logging to the run's log file, through the LogSink actor named `sink_name`.
+
+    The sink is looked up by name (not passed as a handle) so that a restartable actor's constructor takes
+    only plain values. None: the lines are dropped.
+    """
     root = logging.getLogger()
-    root.handlers = [RemoteLogHandler(sink, origin)]
+    root.handlers = [RemoteLogHandler(ray.get_actor(sink_name), origin) if sink_name else logging.NullHandler()]
     root.setLevel(level)
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)

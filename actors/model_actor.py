@@ -3,6 +3,11 @@
 Only Ray concerns live here: which device Ray gave the actor, its name in logs and in the
 dashboard, metrics, and records going to the ResultWriter batch by batch. Errors are logged with
 the failing unit and re-raised, so the driver sees them.
+
+The constructor takes only plain values (the log sink by its actor name): Ray keeps an actor handle
+among a restartable actor's constructor arguments in the object store, which its restart would need
+(ray-project/ray#53727, the `core_worker.cc ... max_restarts > 0` error line). The writer comes with
+`load` and `set_variant`, which the driver calls again after a restart.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ logger = logging.getLogger(__name__)
 class ModelActor:
     """One model replica; `run_units` is called by the driver, one batch of units at a time."""
 
-    def __init__(self, config: ExperimentConfig, name: str, writer, log_sink, log_level: str = "INFO"):
+    def __init__(self, config: ExperimentConfig, name: str, log_sink: str | None = None, log_level: str = "INFO"):
         gpu_ids = ray.get_gpu_ids()
         self.name = name
         self.origin = f"{name} GPU {','.join(map(str, gpu_ids))}" if gpu_ids else f"{name} CPU"
@@ -38,17 +43,21 @@ class ModelActor:
             torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
         node = ray.get_runtime_context().get_node_id()
         self.worker = ModelWorker(config, device, name, {"ray_node_id": node, "host": socket.gethostname()})
-        self.writer = writer
+        self.writer = None  # the ResultWriter of the current variant's output (load / set_variant)
         self.tokens = Counter("degrader_tokens_generated", "new tokens generated", tag_keys=("actor",))
         self.records = Counter("degrader_records_generated", "records generated", tag_keys=("actor",))
 
     def __repr__(self) -> str:
-        """The dashboard's Repr column (Ray reads it when the actor starts or restarts): name, device, model."""
+        """The dashboard's Repr column (Ray reads it once, when the actor starts or restarts): name, device, model,
+        variant. What the actor does now is in its task list: each run_units call is named after its units."""
         cfg = self.worker.config
-        return f"{self.origin}: {cfg.model_name}, {cfg.degradation_method} on {cfg.param_group_name}"
+        return (f"{self.origin}: {cfg.model_name} ({cfg.dtype}), variant {cfg.name_suffix or cfg.config_name}: "
+                f"{cfg.degradation_method} on {cfg.param_group_name}")
 
-    def load(self) -> dict:
-        """Load the model and its baseline (a separate call, so failures name the step)."""
+    def load(self, writer=None) -> dict:
+        """Load the model and its baseline (a separate call, so failures name the step); `writer`: the output's."""
+        if writer is not None:  # a reload after a restart (_ensure_loaded) keeps the writer set_variant gave
+            self.writer = writer
         try:
             description = self.worker.load()
             return {**description, "actor": self.name, "pid": os.getpid(), "units_per_batch": self.worker.max_units}

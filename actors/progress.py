@@ -1,9 +1,11 @@
-"""The terminal progress bar: records done / total, tokens per second, ETA."""
+"""The terminal progress bar (records done / total, tokens per second, ETA) and the timings of a variant."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
@@ -31,3 +33,43 @@ class Progress:
     def close(self) -> None:
         """Leave the final bar on screen."""
         self.bar.close()
+
+
+@dataclass
+class VariantTimings:
+    """Where the time to a variant's results goes, logged as one `timings {json}` line (issue 16).
+
+    Instants are time.monotonic(); `launch_started` is the top of scripts/launch.py (or the driver's start).
+    """
+
+    variant: str
+    launch_started: float
+    ray_start_s: float = 0.0  # launch start -> Ray up
+    load_s: float = 0.0  # actor start + model load (the variant that started the actors, else 0)
+    warm_up_s: float = 0.0  # the slowest actor's warm-up
+    started: float = field(default_factory=time.monotonic)
+    first_record: float | None = None  # when the writer first held a record of this variant's run
+    generation_started: float | None = None  # the first unit handed out
+    generation_ended: float | None = None  # the last unit done
+    initial_records: int = 0  # records of the output before this run
+
+    def records_seen(self, count: int) -> None:
+        """The writer's record count, as the driver polls it: the first new record stops the first-record clock."""
+        if self.first_record is None and count > self.initial_records:
+            self.first_record = time.monotonic()
+
+    def generation_start(self) -> None:
+        """A unit was handed out (only the first counts)."""
+        if self.generation_started is None:
+            self.generation_started = time.monotonic()
+
+    def line(self) -> str:
+        """The JSON of the `timings` log line (seconds, rounded to ms; null for what did not happen)."""
+        def span(start: float | None, end: float | None) -> float | None:
+            return None if start is None or end is None else round(end - start, 3)
+
+        return json.dumps({"variant": self.variant, "ray_start_s": round(self.ray_start_s, 3),
+                           "load_s": round(self.load_s, 3), "warm_up_s": round(self.warm_up_s, 3),
+                           "first_record_s": span(self.launch_started, self.first_record),
+                           "generation_s": span(self.generation_started, self.generation_ended),
+                           "variant_s": span(self.started, time.monotonic())})

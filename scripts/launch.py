@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,6 +18,7 @@ from degrader.run.plan import output_path  # noqa: E402
 from configs.experiments import EXPERIMENTS, apply_overrides, check_image, get_config, method_default_range  # noqa: E402, E501
 from configs.sweeps import SWEEPS, VARIANTS, apply_variant, sweep_variants  # noqa: E402
 from degrader.models import check_spec, takes_images  # noqa: E402
+from degrader.run.options import LaunchRequest  # noqa: E402
 from degrader.random_models import random_architectures  # noqa: E402
 
 
@@ -86,12 +88,15 @@ def build_config(args: argparse.Namespace, name: str, variant: str | None):
                          "multimodal model (google/gemma-3-4b-it, random:gemma-3-4b-it) or --set image_enabled=false")
     if config.load_in_4bit and args.gpus == 0:
         raise ValueError("load_in_4bit needs a GPU: use --gpus >= 1 or --set load_in_4bit=false")
-    for name in ("gpus", "cpu_actors"):
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
-    if args.actors_per_gpu < 1 or args.cpu_actors < 1:
-        raise ValueError("--actors-per-gpu and --cpu-actors must be >= 1")
     return config
+
+
+def launch_request(args: argparse.Namespace, started: float) -> LaunchRequest:
+    """The typed launch settings of the command line (validated: a bad value is a ValueError)."""
+    return LaunchRequest(results_dir=args.results_dir, logs_dir=args.logs_dir, gpus=args.gpus,
+                         actors_per_gpu=args.actors_per_gpu, cpu_actors=args.cpu_actors, force=args.force,
+                         address=args.address, sweep=args.sweep, dry_run=args.dry_run, log_level=args.log_level,
+                         started=started)
 
 
 def _say_method_range(config, overrides: list[str]) -> None:
@@ -106,22 +111,24 @@ def _say_method_range(config, overrides: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
+    started = time.monotonic()  # the timings lines count from here
     args = parse_args(argv)
     try:
         configs = build_configs(args)
+        request = launch_request(args, started)
         from degrader.run.preflight import preflight
 
-        missing = preflight(configs, args)  # before Ray starts: folders, GPUs, address, model, existing output
+        missing = preflight(configs, request)  # before Ray starts: folders, GPUs, address, model, existing output
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.dry_run:
+    if request.dry_run:
         from degrader.run.dry_run import print_plan
 
-        return max(print_plan(config, args) for config in configs)
+        return max(print_plan(config, request) for config in configs)
     from actors.launcher import launch
 
-    return launch(configs, args, missing)
+    return launch(configs, request, missing)
 
 
 if __name__ == "__main__":

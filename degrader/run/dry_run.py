@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
 from degrader.run.legacy import ORIGINAL_SCHEMA
+from degrader.run.options import LaunchRequest
 from degrader.run.plan import missing_units, output_path, record_key, total_records, total_units
 from degrader.run.preflight import offline_config_name
 from degrader.run.store import read_records
@@ -40,12 +39,12 @@ def sequence_length(config: ExperimentConfig, architecture) -> int:
     return longest + image + config.max_new_tokens
 
 
-def print_plan(config: ExperimentConfig, args: argparse.Namespace) -> int:
+def print_plan(config: ExperimentConfig, request: LaunchRequest) -> int:
     """Print units, prompts, output file and memory per actor; return exit code 0."""
-    path = output_path(config, args.results_dir)
+    path = output_path(config, request.results_dir)
     existing = {record_key(r): r for r in read_records(path)} if path.exists() else {}
     units = missing_units(config, set(existing))
-    device = torch.device("cuda" if args.gpus else "cpu")
+    device = torch.device("cuda" if request.gpus else "cpu")
     dtype = resolve_dtype(config.dtype, device)
     architecture = model_config(config.model_name)
     batch = min(config.max_batch_size, len(config.prompts))
@@ -60,13 +59,12 @@ def print_plan(config: ExperimentConfig, args: argparse.Namespace) -> int:
         f"in {len(units)} units",
         f"output          {path}",
         _existing_line(config, list(existing.values()), sum(len(u.prompt_ids) for u in units)),
-        f"actors          {args.gpus * args.actors_per_gpu if args.gpus else args.cpu_actors} "
-        f"({'GPU' if args.gpus else 'CPU'})",
+        f"actors          {request.n_actors} ({'GPU' if request.gpus else 'CPU'})",
         f"memory / actor  {estimate.total / 2**30:.2f} GiB at batch {batch}: weights "
         f"{estimate.weights / 2**30:.2f}, KV cache {estimate.kv_cache / 2**30:.2f}, logits "
         f"{estimate.logits / 2**30:.2f}, activations {estimate.activations / 2**30:.2f}",
     ]
-    lines.append(_rep_line(config, architecture, dtype, batch, estimate) if args.gpus else
+    lines.append(_rep_line(config, architecture, dtype, batch, estimate) if request.gpus else
                  "rep-batching    off on the CPU unless --set units_per_batch=N")
     print("\n".join(lines))
     return 0

@@ -14,16 +14,19 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from degrader.run.options import LaunchRequest
 from degrader.run.plan import missing_units, output_path, record_key
 from degrader.run.store import CorruptOutputError, read_records
 from configs.experiments import ExperimentConfig
-from degrader.models import EMBEDDED_SPEC, RANDOM_PREFIX
+from degrader.models import EMBEDDED_SPEC, RANDOM_PREFIX, hf_token
 from degrader.random_models import random_architectures
 
 logger = logging.getLogger(__name__)
 ADDRESS_TIMEOUT_S = 10.0
-HUB_HOST, HUB_TIMEOUT_S = "huggingface.co", 5.0
+HUB_TIMEOUT_S = 5.0
+HUB_PAGE = "https://huggingface.co"  # where a user manages tokens and accepts licences
 BYTES_PER_RECORD = 1500  # the fields of a record besides its output, in the indented JSON
 BYTES_PER_TOKEN = 6  # an output token as JSON text, generously
 COPIES_ON_DISK = 3  # journal + output + the temporary file of a compaction, at the worst instant
@@ -113,15 +116,69 @@ def check_address(address: str | None, timeout: float = ADDRESS_TIMEOUT_S) -> No
                              f"start the cluster there ('ray start --head --port={port}') or fix the address") from None
 
 
+def hub_endpoint() -> str:
+    """The Hub's address: $HF_ENDPOINT as it is now (huggingface_hub reads it once, on import), else its default."""
+    from huggingface_hub import constants
+
+    return os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
+
+
 def hub_reachable() -> bool:
     """Whether the Hugging Face Hub can be reached (HF_HUB_OFFLINE=1 says no without trying)."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
+    address = urlsplit(hub_endpoint())
+    port = address.port or (443 if address.scheme == "https" else 80)
     try:
-        socket.create_connection((HUB_HOST, 443), timeout=HUB_TIMEOUT_S).close()
+        socket.create_connection((address.hostname, port), timeout=HUB_TIMEOUT_S).close()
         return True
     except OSError:
         return False
+
+
+def check_hub_access(spec: str, endpoint: str | None = None, timeout: float = HUB_TIMEOUT_S) -> None:
+    """The Hub has model `spec` and the token (HF_TOKEN, .env or a CLI login) may download it.
+
+    Asks for the model's info, and for a gated model the metadata of its config.json, with the token; a
+    refusal is one line that says how to fix it. The token itself is never part of a message or log line.
+    """
+    from huggingface_hub import HfApi, get_hf_file_metadata, get_token, hf_hub_url
+    from huggingface_hub.errors import HfHubHTTPError
+
+    endpoint = endpoint or hub_endpoint()
+    token = hf_token() or get_token()
+    try:
+        info = HfApi(endpoint=endpoint).model_info(spec, token=token or False, timeout=timeout)
+        if info.gated:  # the info of a gated model is public; its files need an accepted licence
+            get_hf_file_metadata(hf_hub_url(spec, "config.json", endpoint=endpoint), token=token or False,
+                                 timeout=timeout, endpoint=endpoint)
+    except HfHubHTTPError as error:
+        refusal = hub_refusal(spec, error, has_token=bool(token))
+        if refusal:
+            raise PreflightError(refusal) from None
+        logger.warning("the Hugging Face Hub did not confirm access to %s (HTTP %s); loading will tell", spec,
+                       getattr(error.response, "status_code", "?"))
+    except Exception as error:  # noqa: BLE001 - a network hiccup: the check only saves time, loading will tell
+        logger.warning("could not ask the Hugging Face Hub about %s (%s); loading will tell", spec,
+                       type(error).__name__)
+
+
+def hub_refusal(spec: str, error, has_token: bool) -> str | None:
+    """The one-line fix for the Hub's answer `error` about `spec` (401, 403 / gated, 404), else None."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    status = getattr(error.response, "status_code", None)
+    if isinstance(error, GatedRepoError) or status == 403:
+        if not has_token:
+            return (f"{spec} is gated: accept its licence at {HUB_PAGE}/{spec}, then set HF_TOKEN to a token of "
+                    f"that account ({HUB_PAGE}/settings/tokens)")
+        return f"your token has no access to {spec}: accept its licence at {HUB_PAGE}/{spec}"
+    if status == 401 and has_token:
+        return f"HF_TOKEN is invalid or expired: create a token at {HUB_PAGE}/settings/tokens"
+    if isinstance(error, RepositoryNotFoundError) or status in (401, 404):
+        return (f"no model {spec} on the Hub: check --model (a Hub id such as google/gemma-3-4b-it, a local "
+                f"folder, 'embedded' or random:NAME){'' if has_token else '; a private model needs HF_TOKEN'}")
+    return None
 
 
 def offline_architecture(spec: str) -> str | None:
@@ -150,9 +207,9 @@ def check_model(spec: str, dry_run: bool) -> None:
             raise PreflightError(f"--model {spec} is a local path without config.json: give a Hugging Face model "
                                  "folder (config.json, weights, tokenizer)")
         return
-    if _hub_cached(spec) or (dry_run and offline_architecture(spec)):
-        return
-    if not hub_reachable():
+    if hub_reachable():
+        return check_hub_access(spec)
+    if not (_hub_cached(spec) or (dry_run and offline_architecture(spec))):
         raise PreflightError(OFFLINE_HUB)
 
 
@@ -176,17 +233,17 @@ def _hub_cached(spec: str) -> bool:
         return False
 
 
-def preflight(configs: list[ExperimentConfig], args) -> list[int]:
+def preflight(configs: list[ExperimentConfig], request: LaunchRequest) -> list[int]:
     """Every check of a launch before Ray starts; returns the missing records of each config."""
-    check_model(configs[0].model_name, args.dry_run)  # a sweep's variants share the model
-    if not args.dry_run:  # a dry run may plan for GPUs this machine does not have
-        check_gpus(args.gpus, args.address)
-        check_directory(args.results_dir, "--results-dir")
-        check_directory(args.logs_dir, "--logs-dir")
-    elif Path(args.results_dir).exists() and not Path(args.results_dir).is_dir():
-        raise PreflightError(f"--results-dir {args.results_dir} is a file, not a directory: choose a directory")
-    missing = [missing_records(config, args.results_dir, args.force) for config in configs]
-    if not args.dry_run:
-        warn_if_disk_short(configs, Path(args.results_dir), missing)
-        check_address(args.address)
+    check_model(configs[0].model_name, request.dry_run)  # a sweep's variants share the model
+    if not request.dry_run:  # a dry run may plan for GPUs this machine does not have
+        check_gpus(request.gpus, request.address)
+        check_directory(request.results_dir, "--results-dir")
+        check_directory(request.logs_dir, "--logs-dir")
+    elif Path(request.results_dir).exists() and not Path(request.results_dir).is_dir():
+        raise PreflightError(f"--results-dir {request.results_dir} is a file, not a directory: choose a directory")
+    missing = [missing_records(config, request.results_dir, request.force) for config in configs]
+    if not request.dry_run:
+        warn_if_disk_short(configs, Path(request.results_dir), missing)
+        check_address(request.address)
     return missing

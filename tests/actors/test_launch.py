@@ -61,6 +61,22 @@ def test_dry_run_prints_the_plan_and_loads_nothing(tmp_path):
     assert "each unit in a batch adds 0.17 GiB of copies" in output and "at most 20 per batch on 80 GiB" in output
 
 
+@pytest.mark.slow
+def test_a_healthy_run_prints_no_ray_error_and_logs_its_timings(tmp_path):
+    """No `E ... core_worker.cc ... max_restarts > 0` line (ray-project/ray#53727: no actor handle is a restartable
+    actor's constructor argument), and the timings lines a time-to-result report parses."""
+    code, output = finish(launch(tmp_path, *RUN[:6], "--set", "n_rep=1", "--set", "deg_steps=2", "--set",
+                                 "max_new_tokens=4", "--max-prompts", "1"))
+    assert code == 0, output
+    assert "core_worker" not in output and "max_restarts" not in output, output
+    log = next((tmp_path / "logs").glob("*.log")).read_text()
+    assert "core_worker" not in log and "max_restarts" not in log
+    timings = [json.loads(line.split(" timings ", 1)[1]) for line in log.splitlines() if " timings {" in line]
+    variant, total = timings
+    assert variant["variant"] == "2025_05_20_dreams" and variant["ray_start_s"] > 0 and variant["load_s"] > 0
+    assert variant["ray_start_s"] < variant["first_record_s"] < total["total_s"] and set(total) == {"total_s"}
+
+
 def lock_is_free(path: Path) -> bool:
     with open(path, "a") as handle:
         try:

@@ -5,7 +5,8 @@ import threading
 
 import pytest
 
-from actors.driver import LaunchOptions, run_experiment
+from actors.driver import run_experiment
+from degrader.run.options import LaunchOptions
 from degrader.run.plan import output_path, record_key
 from degrader.run.store import CorruptOutputError
 from configs.experiments import get_config
@@ -47,12 +48,13 @@ def test_one_and_two_actors_give_identical_records(ray_cluster, tmp_path):
 
 def test_rep_batched_actors_write_the_records_of_the_per_unit_path(ray_cluster, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="actors.driver")
+    caplog.set_level(logging.INFO, logger="actors.fleet")  # the fleet warms the actors up
     per_unit = run(tmp_path / "one", small_config("deg_steps=3"))
     # 3 levels x 2 repetitions in 2 batches of 3: each batch holds units of two levels
     batched = run(tmp_path / "three", small_config("deg_steps=3", "units_per_batch=3"), cpu_actors=2)
     assert {r["reps_in_batch"] for r in per_unit} == {1} and {r["reps_in_batch"] for r in batched} == {3}
     assert {record_key(r): stable(r) for r in batched} == {record_key(r): stable(r) for r in per_unit}
-    assert "repetitions per batch: 3" in (tmp_path / "three" / "run.log").read_text()
+    assert "units per batch: 3" in (tmp_path / "three" / "run.log").read_text()
     assert caplog.text.count("warm-up for 3 units per batch") == 2  # both actors, before their first unit
 
 
@@ -118,3 +120,31 @@ def test_a_sweep_writes_one_resumable_file_per_variant_from_one_model_load(ray_c
     assert log.count("loaded embedded:gemma-3-270m") == 1
     assert "variant 2025_05_20_dreams_ablation_attn: ablation on attn_only" in log
     assert [s["ran_units"] for s in run_sweep(variants, options)] == [0, 0, 0]
+
+
+def test_the_dashboard_names_what_each_actor_does_and_the_log_has_timings(ray_cluster, tmp_path, caplog):
+    """Ray reads an actor's Repr once, at its start: the task list shows each run_units call by its units."""
+    import json
+
+    from ray.util.state import list_actors, list_tasks
+
+    caplog.set_level(logging.INFO, logger="actors.driver")
+    address = ray_cluster.get_runtime_context().gcs_address
+    run(tmp_path, small_config("max_prompts=2", "max_deg=0.3", "units_per_batch=2"))
+    expected = {"units level=0.0 rep=0 +1 (2 prompts)", "units level=0.3 rep=0 +1 (2 prompts)"}
+
+    def named() -> set[str]:
+        return {task.name for name in expected
+                for task in list_tasks(address=address, filters=[("name", "=", name)])} >= expected
+
+    wait_for(named, timeout=60)  # task events reach the dashboard about once a second
+    reprs = {a.repr_name for a in list_actors(address=address, detail=True, filters=[("name", "=", "ModelActor:cpu0")])}
+    assert any(r.startswith("ModelActor:cpu0 CPU: embedded (auto), variant 2025_05_20_dreams: mult_gauss on ")
+               for r in reprs), reprs
+    lines = [json.loads(line.split("timings ", 1)[1]) for line in caplog.messages if line.startswith("timings ")]
+    assert [line["variant"] for line in lines] == ["2025_05_20_dreams"]
+    timings = lines[0]
+    assert set(timings) == {"variant", "ray_start_s", "load_s", "warm_up_s", "first_record_s", "generation_s",
+                            "variant_s"}
+    assert timings["load_s"] > 0 and 0 < timings["generation_s"] <= timings["variant_s"]
+    assert timings["first_record_s"] > 0

@@ -1,0 +1,213 @@
+"""ActorFleet: the run's ModelActors as idle / busy / restarting sets, like `ray.util.ActorPool`.
+
+The fleet starts and loads the actors, switches them to a variant, hands a batch of units to an idle
+actor and takes results back as they finish (`ray.wait`). An actor that died is pinged until Ray has
+restarted it (its __init__ ran again), then given the current variant again before it is idle; one
+that Ray cannot restart is dropped. Every call's result is checked, none is fire-and-forget.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from dataclasses import dataclass, field
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from actors.model_actor import ModelActor
+from configs.experiments import ExperimentConfig
+from degrader.run.options import LaunchOptions
+from degrader.run.plan import Unit
+from degrader.run.worker import UnitReport
+
+logger = logging.getLogger(__name__)
+
+
+def local_pin() -> NodeAffinitySchedulingStrategy:
+    """Schedule on the driver's node (the results and logs folders are there)."""
+    return NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+
+
+def first_line(error: BaseException) -> str:
+    """An error's type and the start of its first line, for a log line."""
+    return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"
+
+
+def task_name(units: list[Unit]) -> str:
+    """The name of a run_units call in the dashboard's task list: 'units level=0.3 rep=2 +4 (38 prompts)'."""
+    more = f" +{len(units) - 1}" if len(units) > 1 else ""
+    return f"units {units[0].label}{more} ({len(units[0].prompt_ids)} prompts)"
+
+
+class Outcome(enum.Enum):
+    """How a batch of units ended."""
+
+    FINISHED = "finished"  # every unit ran; the actor is idle again
+    FAILED = "failed"  # the units raised (e.g. out of memory); the actor is idle again, the units need a retry
+    ACTOR_DIED = "actor died"  # the actor died mid-batch; it is restarting, the units need a retry
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One finished batch: its units, how it ended, and the reports or the error."""
+
+    units: list[Unit]
+    outcome: Outcome
+    reports: list[UnitReport] = field(default_factory=list)
+    error: Exception | None = None
+
+    @property
+    def finished(self) -> int:
+        """How many units finished."""
+        return len(self.units) if self.outcome is Outcome.FINISHED else 0
+
+
+@dataclass
+class Variant:
+    """What a (restarted) actor must be switched to: the config and the writer of its output."""
+
+    config: ExperimentConfig
+    writer: object
+
+
+class ActorFleet:
+    """The ModelActors of a run: start, switch variant, submit batches, take results as they finish, kill."""
+
+    def __init__(self, options: LaunchOptions, sink_name: str):
+        self.options, self.sink_name = options, sink_name
+        self.actors: list = []
+        self.idle: list = []
+        self.busy: dict = {}  # run_units ref -> (actor, units)
+        self.pings: dict = {}  # pid ref -> an actor that died, until Ray has restarted it
+        self.switches: dict = {}  # set_variant ref -> a restarted actor, until it holds the current variant
+        self.variant: Variant | None = None
+        self.load_s = 0.0  # actor start + model load, of the variant that started the fleet
+
+    @property
+    def started(self) -> bool:
+        """Whether the actors run (started by the first variant with work)."""
+        return bool(self.actors)
+
+    def start(self, config: ExperimentConfig, writer) -> list[int]:
+        """Start and load the ModelActors; returns the most units each one may decode per batch."""
+        if self.actors:
+            raise ValueError("the fleet is already started: call switch() for another variant")
+        began = time.monotonic()
+        self.actors = [ModelActor.options(name=self.options.actor_name(i), scheduling_strategy="SPREAD",
+                                          **self.options.actor_resources())
+                       .remote(config, self.options.actor_name(i), self.sink_name, self.options.log_level)
+                       for i in range(self.options.n_actors)]
+        descriptions = ray.get([actor.load.remote(writer) for actor in self.actors])
+        self.load_s = time.monotonic() - began
+        for description in descriptions:
+            logger.info("%s ready (pid %s): %s, %s, units per batch: %d", description["actor"], description["pid"],
+                        description["architecture"], description["dtype"], description["units_per_batch"])
+        self.variant, self.idle = Variant(config, writer), list(self.actors)
+        return [description["units_per_batch"] for description in descriptions]
+
+    def switch(self, config: ExperimentConfig, writer) -> list[int]:
+        """Switch every idle actor to another variant of the loaded model; returns their units per batch."""
+        if not self.actors or self.busy:
+            raise ValueError("switch() needs a started fleet with no batch in flight: call start() first, "
+                             "and take every result of the last variant")
+        while self.pings or self.switches:  # an actor that died on the last variant's last batch
+            self.next_result(timeout=None)
+        self.variant = Variant(config, writer)
+        return ray.get([actor.set_variant.remote(config, writer) for actor in self.actors])
+
+    def warm_up(self, sizes: dict) -> float:
+        """Every actor sizes its batches and compiles its decode step at once; returns the slowest one's seconds.
+
+        A warm-up only saves time: one that fails is logged, and the actor compiles on its first batch
+        instead. An actor that died meanwhile is pinged and given the variant again before its first batch.
+        """
+        refs = {actor.warm_up.remote(size): (actor, size) for actor, size in sizes.items()}
+        slowest = 0.0
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1)
+            actor, size = refs.pop(ready[0])
+            try:
+                seconds = ray.get(ready[0])
+            except ray.exceptions.RayError as error:
+                logger.warning("warm-up failed (%s)", first_line(error))
+                if isinstance(error, ray.exceptions.RayActorError):
+                    self._restart(actor)
+                continue
+            logger.info("warm-up for %d units per batch: %.1fs", size, seconds)
+            slowest = max(slowest, seconds)
+        return slowest
+
+    def submit(self, actor, units: list[Unit]) -> None:
+        """Hand a batch of units to an idle actor; the call is named after them in the dashboard."""
+        if actor not in self.idle:
+            raise ValueError("submit() takes an idle actor (one from fleet.idle)")
+        self.idle.remove(actor)
+        self.busy[actor.run_units.options(name=task_name(units)).remote(units)] = (actor, units)
+
+    @property
+    def restarting(self) -> dict:
+        """The calls in flight to actors that died: pings, then their switch to the current variant."""
+        return {**self.pings, **self.switches}
+
+    def next_result(self, timeout: float | None) -> BatchResult | None:
+        """The next batch to finish within `timeout` seconds (None if none did); pings and switches are handled here."""
+        if not self.busy and not self.restarting:
+            raise ValueError("next_result() needs a batch in flight or an actor restarting")
+        ready, _ = ray.wait([*self.busy, *self.pings, *self.switches], num_returns=1, timeout=timeout)
+        if not ready:
+            return None
+        if ready[0] in self.restarting:
+            self._settle_restart(ready[0])
+            return None
+        return self._settle_batch(ready[0])
+
+    def _settle_batch(self, ref) -> BatchResult:
+        actor, units = self.busy.pop(ref)
+        try:
+            reports = ray.get(ref)
+        except ray.exceptions.RayTaskError as error:  # the units raised (e.g. out of memory at batch 1)
+            self.idle.append(actor)
+            return BatchResult(units, Outcome.FAILED, error=error)
+        except ray.exceptions.RayActorError as error:
+            self._restart(actor)
+            return BatchResult(units, Outcome.ACTOR_DIED, error=error)
+        self.idle.append(actor)
+        return BatchResult(units, Outcome.FINISHED, reports=reports)
+
+    def _restart(self, actor) -> None:
+        """Ping `actor` until Ray has restarted it."""
+        if actor in self.idle:
+            self.idle.remove(actor)
+        self.pings[actor.pid.remote()] = actor
+
+    def _settle_restart(self, ref) -> None:
+        """A ping answered: give the actor the current variant; its switch answered: the actor is idle again."""
+        is_ping = ref in self.pings
+        actor = (self.pings if is_ping else self.switches).pop(ref)
+        try:
+            ray.get(ref)  # a switch that raised (RayTaskError) stops the run: the actor cannot run this variant
+        except ray.exceptions.ActorDiedError as error:  # Ray could not restart it (e.g. its node is gone)
+            return self._drop(actor, error)
+        except ray.exceptions.RayActorError:  # still restarting, or died again
+            return self._restart(actor)
+        if not is_ping:
+            self.idle.append(actor)
+            return None
+        # a restarted actor starts from its constructor's arguments: give it this variant again
+        self.switches[actor.set_variant.remote(self.variant.config, self.variant.writer)] = actor
+        return None
+
+    def _drop(self, actor, error: Exception) -> None:
+        """Forget an actor Ray cannot restart; RuntimeError when none is left."""
+        self.actors.remove(actor)
+        logger.error("an actor is gone for good (%s); %d actors left", error, len(self.actors))
+        if not self.actors:
+            raise RuntimeError("every ModelActor died and none could be restarted") from error
+
+    def kill(self) -> None:
+        """Stop every actor (no restart), so that GPUs and actor names are free again."""
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        self.actors, self.idle, self.busy, self.pings, self.switches = [], [], {}, {}, {}
