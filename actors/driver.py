@@ -25,7 +25,7 @@ from degrader.run.options import LaunchOptions
 from degrader.run.plan import Unit, missing_units, output_path, total_records
 from degrader.run.store import StoreWriteError
 
-__all__ = ["LaunchOptions", "batch_sizes", "local_pin", "run_experiment", "run_sweep", "take_batch"]
+__all__ = ["batch_sizes", "local_pin", "run_experiment", "run_sweep", "take_batch"]
 logger = logging.getLogger(__name__)
 MAX_UNIT_FAILURES = 3
 SINK_NAME = "LogSink"  # ModelActors look the run's log sink up by this name (a handle would go into the object store)

@@ -187,7 +187,10 @@ class ActorFleet:
         is_ping = ref in self.pings
         actor = (self.pings if is_ping else self.switches).pop(ref)
         try:
-            ray.get(ref)  # a switch that raised (RayTaskError) stops the run: the actor cannot run this variant
+            ray.get(ref)
+        except ray.exceptions.RayTaskError as error:  # its reload or switch raised: it cannot run this variant
+            ray.kill(actor, no_restart=True)  # its GPU goes back; the other actors take its units
+            return self._drop(actor, error)
         except ray.exceptions.ActorDiedError as error:  # Ray could not restart it (e.g. its node is gone)
             return self._drop(actor, error)
         except ray.exceptions.RayActorError:  # still restarting, or died again

@@ -81,7 +81,7 @@ def run_local(args: argparse.Namespace, model: str, families, log_file: Path) ->
     """Start Ray (or join --address), load the judge on its actors, judge, stop them."""
     import ray
 
-    from actors.driver import LaunchOptions
+    from degrader.run.options import LaunchOptions
     from actors.judge_job import LocalJudge
     from actors.launcher import check_resources, start_ray
 
