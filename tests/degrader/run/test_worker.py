@@ -29,20 +29,20 @@ def test_out_of_memory_shrinks_the_batch_and_keeps_every_prompt(worker, monkeypa
     monkeypatch.setattr(worker_module, "generate", generate)
     unit = Unit(0.0, 0, tuple(range(6)))
     records = []
-    worker.generate_units([unit], [{}], records.extend)
+    worker.generate_units([unit], records.extend)
     assert [r["prompt_id"] for r in records] == [1, 2, 3, 4, 5, 6]
     assert calls == [6, 3, 1, 1, 1, 1, 1, 1]  # 6 -> 3 -> 1 per batch; every prompt generated once
-    assert worker.sizer.size <= 2 and all(r["batch_size_effective"] <= 2 for r in records)
+    assert worker.prompt_batch_size <= 2 and all(r["batch_size_effective"] <= 2 for r in records)
 
 
 def test_a_variant_switch_restores_the_old_group_before_snapshotting_the_new(worker):
     reference = {n: p.detach().clone() for n, p in worker.loaded.model.named_parameters()}
-    worker.baseline.degrade("mult_gauss", 1.0, 42)  # leave the attn_only group damaged
+    worker.weights.baseline.degrade("mult_gauss", 1.0, 42)  # leave the attn_only group damaged
     # a group that overlaps the damaged one: snapshotting before the restore would keep the damage
     worker.prepare(worker.config.replace(param_group_name="attn_v[0:6]", name_suffix="other"))
-    worker.baseline.restore()
+    worker.weights.baseline.restore()
     assert all(torch.equal(p, reference[n]) for n, p in worker.loaded.model.named_parameters())
-    assert len(worker.baseline.targets) == 6
+    assert len(worker.weights.baseline.targets) == 6
     with pytest.raises(ValueError, match="same"):
         worker.prepare(worker.config.replace(dtype="bfloat16"))
 
@@ -128,7 +128,7 @@ def test_the_warm_up_compiles_the_step_that_every_later_batch_replays():
         worker.load()
         graphs = counters["stats"]["unique_graphs"]
         worker.warm_up(2)
-        assert worker.units_per_batch == 2 and list(worker.decoders) == ([3] if static else [])
+        assert worker.units_per_batch == 2 and [key.rows for key in worker.decoders] == ([3] if static else [])
         assert (counters["stats"]["unique_graphs"] > graphs) == static
         emitted = []
         with torch._dynamo.config.patch(error_on_recompile=True):
