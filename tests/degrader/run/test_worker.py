@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+import degrader.run.weights as weights_module
 import degrader.run.worker as worker_module
 from degrader.run.plan import Unit
 from degrader.run.worker import ModelWorker
@@ -113,6 +114,25 @@ def test_perplexity_and_out_of_memory_at_one_prompt_with_rep_batching(monkeypatc
         assert stable({**records[4][key], "perplexity": 0}) == stable({**record, "perplexity": 0})
         assert records[4][key]["perplexity"] == pytest.approx(record["perplexity"], rel=1e-5)
     assert len({r["perplexity"] for r in records[1].values()}) == 4  # one per repetition
+
+
+def test_out_of_memory_while_copying_the_group_halves_the_units_and_keeps_the_prompts_per_batch(monkeypatch):
+    real = weights_module.UnitStacks
+
+    def stacks(model, targets, units):  # a GPU that holds the copies of at most 2 units
+        if units > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(model, targets, units)
+
+    monkeypatch.setattr(weights_module, "UnitStacks", stacks)
+    worker = ModelWorker(small_config("max_prompts=2", "n_rep=4", "max_new_tokens=4", "units_per_batch=4"),
+                         torch.device("cpu"), "test")
+    worker.load()
+    emitted = []
+    reports = worker.run_units([Unit(0.5, r, (0, 1)) for r in range(4)], emitted.extend)
+    assert (worker.max_units, worker.units_per_batch, worker.prompt_batch_size) == (2, 2, 2)  # fewer prompts won't help
+    assert [(r.unit.repeat_index, r.records) for r in reports] == [(r, 2) for r in range(4)]
+    assert len(emitted) == 8 and {r["reps_in_batch"] for r in emitted} == {2}
 
 
 def test_the_warm_up_compiles_the_step_that_every_later_batch_replays():
