@@ -51,3 +51,23 @@ def test_a_prompt_set_measures_the_longest_prompt(embedded):
     assert prompts.image is None and prompts.length == longest
     assert VramMonitor(CPU).percent() is None
 
+
+
+class Readings:
+    """A GPU memory monitor that reads the given percents in turn (the CPU has none to read)."""
+
+    def __init__(self, *percents: float):
+        self.percents = list(percents)
+
+    def percent(self) -> float:
+        return self.percents.pop(0)
+
+
+def test_prompts_per_batch_grow_back_under_40_percent_up_to_the_first_size(caplog):
+    plan = planned(prompts=8, max_units=1)
+    plan.halve(Halving.PROMPTS, 1)
+    plan.halve(Halving.PROMPTS, 1)
+    plan.monitor = Readings(95.0, 50.0, 30.0, 30.0, 30.0)
+    assert [(plan.after_batch(), plan.prompts) for _ in range(5)] == [(95.0, 2), (50.0, 2), (30.0, 4), (30.0, 8),
+                                                                     (30.0, 8)]
+    assert "GPU memory at 95.0%" in caplog.text
