@@ -193,7 +193,8 @@ class ModelWorker:
         self.fit_stacks(len(units))
         units = units[: self.units_per_batch]
         if len({u.prompt_ids for u in units}) != 1:
-            raise ValueError(f"a batch takes at most {self.units_per_batch} units with the same prompts")
+            raise ValueError("the units of a batch must share their prompts: group them by prompt_ids "
+                             "(as actors.driver.take_batch does)")
         values = []
         if lesion:
             self.lesion(units)
