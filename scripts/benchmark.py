@@ -55,7 +55,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--also", nargs="*", default=[], help="more groups to time rep-batched on the same workload")
     parser.add_argument("--skip-per-unit", action="store_true", help="skip path (b)")
     parser.add_argument("--naive-only", action="store_true", help="time (a) only (a baseline for an earlier run)")
-    parser.add_argument("--reps-per-batch", type=int, default=0, help="repetitions per batch of (c); 0 = as many as fit")
+    parser.add_argument("--units-per-batch", "--reps-per-batch", dest="units_per_batch", type=int, default=0,
+                        help="units per batch of (c); 0 = as many as fit (--reps-per-batch: its former name)")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     return parser.parse_args()
 
@@ -88,9 +89,9 @@ def timed(fn) -> float:
 
 def naive_unit(worker: ModelWorker, unit: Unit, inputs: dict) -> tuple[float, float]:
     """The original loop for one unit: restore + degrade, then eager `generate` with a dynamic cache."""
-    cfg, model = worker.config, worker.loaded.model
-    lesion = timed(lambda: (worker.baseline.restore(),
-                            worker.baseline.degrade(cfg.degradation_method, unit.level, repetition_seed(cfg.seed, unit.repeat_index))))
+    cfg, model, baseline = worker.config, worker.loaded.model, worker.weights.baseline
+    lesion = timed(lambda: (baseline.restore(),
+                            baseline.degrade(cfg.degradation_method, unit.level, repetition_seed(cfg.seed, unit.repeat_index))))
     generation = timed(lambda: model.generate(**inputs, do_sample=True, temperature=cfg.temperature, top_k=cfg.top_k,
                                               top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
                                               min_new_tokens=cfg.max_new_tokens))
@@ -102,7 +103,7 @@ def naive_path(worker: ModelWorker, units: list[Unit], steps: int, limit: float)
     model, chosen = worker.loaded.model, worker.loaded.model.config._attn_implementation
     model.set_attn_implementation("sdpa")
     try:
-        inputs = encode(worker.loaded, [p.text for p in worker.config.prompts], worker.image)
+        inputs = encode(worker.loaded, [p.text for p in worker.config.prompts], worker.prompts.image)
         with worker.fusion.paused():  # one product per projection, as the original pipeline ran them
             timings = [naive_unit(worker, unit, inputs) for unit in units]
     finally:
@@ -115,14 +116,14 @@ def fast_batch(worker: ModelWorker, units: list[Unit]) -> tuple[float, float]:
     """The ModelActor path for one batch of units (records built and dropped): lesion, generation seconds."""
     worker.fit_stacks(len(units))  # allocated once, on the first (largest) batch, as in ModelWorker.run_units
     lesion = timed(lambda: worker.lesion(units))
-    generation = timed(lambda: worker.generate_units(units, [{} for _ in units], lambda records: None))
+    generation = timed(lambda: worker.generate_units(units, lambda records: None))
     return lesion, generation
 
 
 def batches(worker: ModelWorker, units: list[Unit]) -> list[list[Unit]]:
-    """The units as the driver hands them to this worker alone: at most `worker.max_reps`, equally full."""
+    """The units as the driver hands them to this worker alone: at most `worker.max_units`, equally full."""
     queue, out = deque(units), []
-    size = batch_sizes(len(units), [worker.max_reps])[0]
+    size = batch_sizes(len(units), [worker.max_units])[0]
     while queue:
         out.append(take_batch(queue, size))
     return out
@@ -130,16 +131,16 @@ def batches(worker: ModelWorker, units: list[Unit]) -> list[list[Unit]]:
 
 def time_path(name: str, worker: ModelWorker, units: list[Unit], steps: int, limit_at) -> dict:
     """Compile on the first batch (not timed as generation), then time every batch of `units`."""
-    print(f"timing {name}: {len(units)} units, at most {worker.max_reps} per batch", file=sys.stderr, flush=True)
+    print(f"timing {name}: {len(units)} units, at most {worker.max_units} per batch", file=sys.stderr, flush=True)
     torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
     groups = batches(worker, units)
     first = timed(lambda: fast_batch(worker, groups[0]))
     timings = [fast_batch(worker, group) for group in groups]
-    rows = worker.sizer.size * worker.units_per_batch
+    rows = worker.prompt_batch_size * worker.units_per_batch
     # the limit of the batch shape decoded (padding blocks of a short last batch included)
-    result = summarize(name, timings, [len(g) * worker.sizer.size for g in groups], steps, limit_at(rows))
+    result = summarize(name, timings, [len(g) * worker.prompt_batch_size for g in groups], steps, limit_at(rows))
     return {**result, "reps_per_batch": worker.units_per_batch, "rows_per_batch": rows, "compile_and_first_batch_s": round(first, 1),
-            "copies_per_rep_gib": round(worker.baseline.nbytes / 2**30, 3) if worker.stacks else 0.0,
+            "copies_per_rep_gib": round(worker.weights.baseline.nbytes / 2**30, 3) if worker.weights.stacks else 0.0,
             "peak_memory_gib": peak_gib()}
 
 
@@ -163,7 +164,7 @@ def bandwidth_limit(worker: ModelWorker, rows: int, sequence: int) -> tuple[floa
     copies of a rep-batched group included) and the mean KV cache."""
     model = worker.loaded.model
     weights = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if not is_vision(n))
-    weights += worker.baseline.nbytes * (worker.units_per_batch - 1)  # each unit's copies of the group (none per-unit)
+    weights += worker.weights.baseline.nbytes * (worker.units_per_batch - 1)  # each unit's copies of the group (none per-unit)
     kv = memory.kv_bytes_per_token(model.config, model.dtype.itemsize) * rows * sequence / 2
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (smoke test only)"
     bandwidth = memory.datasheet_bandwidth(name)
@@ -181,12 +182,12 @@ def main() -> None:
                          compile_mode=args.compile_mode)
     load_s = timed(worker.load)
     units = [Unit(level, r, tuple(range(len(config.prompts)))) for level in args.levels for r in range(args.reps)]
-    sequence = bucket(worker.prompt_length) + config.max_new_tokens
-    limit, gpu, bandwidth = bandwidth_limit(worker, worker.sizer.size, sequence)
+    sequence = bucket(worker.prompts.length) + config.max_new_tokens
+    limit, gpu, bandwidth = bandwidth_limit(worker, worker.prompt_batch_size, sequence)
     steps = config.max_new_tokens
-    report = {"gpu": gpu, "model": spec, "dtype": str(worker.loaded.model.dtype), "prompts_per_batch": worker.sizer.size,
+    report = {"gpu": gpu, "model": spec, "dtype": str(worker.loaded.model.dtype), "prompts_per_batch": worker.prompt_batch_size,
               "attention": worker.loaded.model.config._attn_implementation, "compile_mode": args.compile_mode,
-              "prompt_length": worker.prompt_length, "new_tokens": steps, "load_s": round(load_s, 1),
+              "prompt_length": worker.prompts.length, "new_tokens": steps, "load_s": round(load_s, 1),
               "bandwidth_limit_tokens_per_s": round(limit), "datasheet_bandwidth": bandwidth,
               "workload": f"{args.group} {args.method}, levels {args.levels} x {args.reps} repetitions"}
     results = report["results"] = {}
@@ -208,10 +209,10 @@ def main() -> None:
     if not args.skip_per_unit:
         results["per_unit"] = time_path("ModelActor path, one repetition per batch", worker, units, steps, limit_at)
         save()
-    worker.prepare(config.replace(units_per_batch=args.reps_per_batch))
+    worker.prepare(config.replace(units_per_batch=args.units_per_batch))
     results["rep_batched"] = rep = time_path("ModelActor path, rep-batched", worker, units, steps, limit_at)
     save()
-    estimate = memory.estimate(worker.loaded.model.config, worker.loaded.model.dtype, worker.sizer.size, sequence)
+    estimate = memory.estimate(worker.loaded.model.config, worker.loaded.model.dtype, worker.prompt_batch_size, sequence)
     report["dry_run_estimate_gib_one_rep"] = round(estimate.total / 2**30, 2)
     for base in ("naive", "per_unit"):
         if base in results:
@@ -224,7 +225,7 @@ def main() -> None:
                                               limit_at)
         save()
     for group in args.also:
-        worker.prepare(config.replace(param_group_name=group, units_per_batch=args.reps_per_batch))
+        worker.prepare(config.replace(param_group_name=group, units_per_batch=args.units_per_batch))
         units_r = [Unit(args.levels[0], r, tuple(range(len(config.prompts)))) for r in range(config.n_rep)]
         results[f"rep_batched_{group}"] = time_path(f"{group}, rep-batched, {len(units_r)} repetitions", worker, units_r,
                                                     steps, limit_at)

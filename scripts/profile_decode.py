@@ -1,7 +1,7 @@
 """Where a decode step's time goes on the GPU: compiled step, sampling, loop overhead, top kernels.
 
     TORCH_LOGS=perf_hints,graph_breaks python scripts/profile_decode.py [--model random:gemma-3-4b-it]
-    python scripts/profile_decode.py --group attn_only --reps-per-batch 10   # a rep-batched step (380 rows)
+    python scripts/profile_decode.py --group attn_only --units-per-batch 10   # a rep-batched step (380 rows)
 """
 
 from __future__ import annotations
@@ -39,20 +39,21 @@ def main() -> None:
     parser.add_argument("--model", default="random:gemma-3-4b-it")
     parser.add_argument("--max-new-tokens", type=int, default=350)
     parser.add_argument("--group", default="mlp_only")
-    parser.add_argument("--reps-per-batch", type=int, default=1)
+    parser.add_argument("--units-per-batch", "--reps-per-batch", dest="units_per_batch", type=int, default=1,
+                        help="units decoded per batch (--reps-per-batch: its former name)")
     args = parser.parse_args()
     config = apply_overrides(get_config("dreams_it"), [f"model_name={args.model}", f"param_group_name={args.group}",
                                                        f"max_new_tokens={args.max_new_tokens}",
-                                                       f"units_per_batch={args.reps_per_batch}"])
+                                                       f"units_per_batch={args.units_per_batch}"])
     worker = ModelWorker(config, torch.device("cuda"), "profile", ignore_eos=True)
     worker.load()
-    units = [Unit(config.levels[0], r, tuple(range(len(config.prompts)))) for r in range(worker.max_reps)]
+    units = [Unit(config.levels[0], r, tuple(range(len(config.prompts)))) for r in range(worker.max_units)]
     worker.fit_stacks(len(units))
-    run_units = lambda: worker.generate_units(units, [{} for _ in units], lambda records: None)  # noqa: E731
+    run_units = lambda: worker.generate_units(units, lambda records: None)  # noqa: E731
     started = time.perf_counter()
     run_units()
     print(f"first unit (compile) {time.perf_counter() - started:.1f}s; attention {worker.loaded.model.config._attn_implementation}")
-    decoder = worker.decoder(worker.sizer.size)
+    decoder = worker.decoder_for(worker.prompt_batch_size)
     rows = decoder.batch_size * decoder.units
     token = torch.zeros(rows, 1, dtype=torch.long, device="cuda")
     position = torch.full((rows, 1), 30, device="cuda")
@@ -70,7 +71,7 @@ def main() -> None:
     unit_ms = step_time(run_units, repeats=3)
     texts = [p.text for p in config.prompts[: decoder.batch_size]]
     fixed_ms = step_time(lambda: generate(worker.loaded, texts, worker.params, [0] * (len(texts) * decoder.units),
-                                          worker.image, decoder, units=decoder.units, steps=1), repeats=5)
+                                          worker.prompts.image, decoder, units=decoder.units, steps=1), repeats=5)
     print(f"rows {rows}: compiled step {compiled:.2f} ms, eager step {eager:.2f} ms (each with a "
           f"{rewind_ms:.2f} ms cache rewind), "
           f"whole unit {unit_ms:.0f} ms = {unit_ms / config.max_new_tokens:.2f} ms per new token, of which "

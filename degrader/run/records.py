@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from degrader.run.plan import Unit
@@ -13,6 +15,16 @@ from degrader.models import LoadedModel
 from degrader.seeding import derive_seed, repetition_seed
 
 PROMPT_IDS_START = 1  # prompt_id counts from 1, as in the original records
+
+
+@dataclass(frozen=True)
+class UnitReport:
+    """What a finished unit sends back to the driver."""
+
+    unit: Unit
+    records: int
+    tokens: int
+    seconds: float
 
 
 def sampling_seed(config: ExperimentConfig, repeat_index: int, prompt: Prompt) -> int:
@@ -60,3 +72,42 @@ def make_record(config: ExperimentConfig, loaded: LoadedModel, unit: Unit, promp
         "degrader_version": __version__,
         **runtime,
     }
+
+
+class RecordBuilder:
+    """The records of one batch of units, prompt batch by prompt batch, with what each unit has made so far.
+
+    `runtimes[r]`: what units[r]'s records add (where they were made, its perplexity); `started`: when the
+    batch began (its lesion included), for the reports' seconds."""
+
+    def __init__(self, config: ExperimentConfig, loaded: LoadedModel, units: list[Unit], runtimes: list[dict],
+                 started: float):
+        if len(runtimes) != len(units):
+            raise ValueError(f"one runtime per unit: got {len(runtimes)} for {len(units)} units")
+        self.config, self.loaded, self.units, self.runtimes, self.started = config, loaded, units, runtimes, started
+        self.pending = list(units[0].prompt_ids)  # prompts still to generate, in order
+        self.records, self.tokens = [0] * len(units), [0] * len(units)
+
+    def build(self, prompt_ids: list[int], generations: list[Generation], extra: dict) -> list[list[dict]]:
+        """Each unit's records of `prompt_ids`; `generations` come unit block by unit block, as decoded.
+
+        `extra`: fields of this prompt batch (its VRAM use)."""
+        n = len(prompt_ids)
+        built = []
+        for r, (unit, runtime) in enumerate(zip(self.units, self.runtimes, strict=True)):
+            mine = generations[r * n: (r + 1) * n]
+            built.append([make_record(self.config, self.loaded, unit, i, g, {**runtime, **extra})
+                          for i, g in zip(prompt_ids, mine, strict=True)])
+            self.tokens[r] += sum(g.tokens_out for g in mine)
+            self.records[r] += n
+        self.skip(prompt_ids)
+        return built
+
+    def skip(self, prompt_ids: list[int]) -> None:
+        """Count `prompt_ids` as done without records (a warm-up)."""
+        self.pending = self.pending[len(prompt_ids):]
+
+    def reports(self) -> list[UnitReport]:
+        """Per unit: records, new tokens and the batch's seconds so far."""
+        seconds = time.perf_counter() - self.started
+        return [UnitReport(u, n, t, seconds) for u, n, t in zip(self.units, self.records, self.tokens, strict=True)]

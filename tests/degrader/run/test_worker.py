@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+import degrader.run.weights as weights_module
 import degrader.run.worker as worker_module
 from degrader.run.plan import Unit
 from degrader.run.worker import ModelWorker
@@ -29,20 +30,20 @@ def test_out_of_memory_shrinks_the_batch_and_keeps_every_prompt(worker, monkeypa
     monkeypatch.setattr(worker_module, "generate", generate)
     unit = Unit(0.0, 0, tuple(range(6)))
     records = []
-    worker.generate_units([unit], [{}], records.extend)
+    worker.generate_units([unit], records.extend)
     assert [r["prompt_id"] for r in records] == [1, 2, 3, 4, 5, 6]
     assert calls == [6, 3, 1, 1, 1, 1, 1, 1]  # 6 -> 3 -> 1 per batch; every prompt generated once
-    assert worker.sizer.size <= 2 and all(r["batch_size_effective"] <= 2 for r in records)
+    assert worker.prompt_batch_size <= 2 and all(r["batch_size_effective"] <= 2 for r in records)
 
 
 def test_a_variant_switch_restores_the_old_group_before_snapshotting_the_new(worker):
     reference = {n: p.detach().clone() for n, p in worker.loaded.model.named_parameters()}
-    worker.baseline.degrade("mult_gauss", 1.0, 42)  # leave the attn_only group damaged
+    worker.weights.baseline.degrade("mult_gauss", 1.0, 42)  # leave the attn_only group damaged
     # a group that overlaps the damaged one: snapshotting before the restore would keep the damage
     worker.prepare(worker.config.replace(param_group_name="attn_v[0:6]", name_suffix="other"))
-    worker.baseline.restore()
+    worker.weights.baseline.restore()
     assert all(torch.equal(p, reference[n]) for n, p in worker.loaded.model.named_parameters())
-    assert len(worker.baseline.targets) == 6
+    assert len(worker.weights.baseline.targets) == 6
     with pytest.raises(ValueError, match="same"):
         worker.prepare(worker.config.replace(dtype="bfloat16"))
 
@@ -115,6 +116,25 @@ def test_perplexity_and_out_of_memory_at_one_prompt_with_rep_batching(monkeypatc
     assert len({r["perplexity"] for r in records[1].values()}) == 4  # one per repetition
 
 
+def test_out_of_memory_while_copying_the_group_halves_the_units_and_keeps_the_prompts_per_batch(monkeypatch):
+    real = weights_module.UnitStacks
+
+    def stacks(model, targets, units):  # a GPU that holds the copies of at most 2 units
+        if units > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(model, targets, units)
+
+    monkeypatch.setattr(weights_module, "UnitStacks", stacks)
+    worker = ModelWorker(small_config("max_prompts=2", "n_rep=4", "max_new_tokens=4", "units_per_batch=4"),
+                         torch.device("cpu"), "test")
+    worker.load()
+    emitted = []
+    reports = worker.run_units([Unit(0.5, r, (0, 1)) for r in range(4)], emitted.extend)
+    assert (worker.max_units, worker.units_per_batch, worker.prompt_batch_size) == (2, 2, 2)  # fewer prompts won't help
+    assert [(r.unit.repeat_index, r.records) for r in reports] == [(r, 2) for r in range(4)]
+    assert len(emitted) == 8 and {r["reps_in_batch"] for r in emitted} == {2}
+
+
 def test_the_warm_up_compiles_the_step_that_every_later_batch_replays():
     """The static path on the CPU (compiled, no CUDA graphs): the warm-up compiles for the batch the driver
     planned, later batches only replay, and the records equal the eager path's."""
@@ -128,7 +148,7 @@ def test_the_warm_up_compiles_the_step_that_every_later_batch_replays():
         worker.load()
         graphs = counters["stats"]["unique_graphs"]
         worker.warm_up(2)
-        assert worker.units_per_batch == 2 and list(worker.decoders) == ([3] if static else [])
+        assert worker.units_per_batch == 2 and [key.rows for key in worker.decoders] == ([3] if static else [])
         assert (counters["stats"]["unique_graphs"] > graphs) == static
         emitted = []
         with torch._dynamo.config.patch(error_on_recompile=True):

@@ -1,0 +1,64 @@
+"""DecoderCache: static decoders by key, evicted when their rows no longer fit or their stacks are gone (CPU)."""
+
+import pytest
+import torch
+
+from degrader.decoding.generation import SamplingParams
+from degrader.decoding.static_decode import LENGTH_BUCKET
+from degrader.groups import resolve_group
+from degrader.run.decoder_cache import DecoderCache, DecoderKey
+from degrader.run.weights import WeightState
+
+PARAMS = SamplingParams(max_new_tokens=4)
+
+
+def key(rows: int, units: int = 1, length: int = 20, params: SamplingParams = PARAMS, stacks: int = 0) -> DecoderKey:
+    """An uncompiled decoder's key (mode None: the same shapes and cache, no torch.compile)."""
+    return DecoderKey(rows, units, length, params, None, stacks)
+
+
+def test_a_decoder_is_built_once_per_key(embedded):
+    cache = DecoderCache(embedded.model)
+    decoder = cache.get(key(4))
+    assert cache.get(key(4)) is decoder and decoder.batch_size == 4 and decoder.prompt_length == 2 * LENGTH_BUCKET
+    assert key(4, length=17) == key(4, length=32)  # prompt lengths are bucketed as the decoder buckets them
+    with pytest.raises(ValueError, match="at least 1 row"):
+        key(0)
+
+
+def test_fewer_rows_evict_the_larger_decoders_and_more_rows_keep_the_smaller(embedded):
+    cache = DecoderCache(embedded.model)
+    cache.get(key(2))
+    cache.get(key(4))  # the prompts per batch grew back: the smaller decoder stays for the next halving
+    assert sorted(k.rows for k in cache) == [2, 4]
+    small = cache.decoders[key(2)]
+    assert cache.get(key(2)) is small and [k.rows for k in cache] == [2]  # out of memory: the larger one goes
+
+
+def test_other_settings_evict_every_decoder(embedded):
+    cache = DecoderCache(embedded.model)
+    cache.get(key(2))
+    cache.get(key(1, units=2))
+    assert list(cache) == [key(1, units=2)]
+    cache.get(key(1, units=2, length=40))
+    cache.get(key(1, units=2, length=40, params=SamplingParams(max_new_tokens=8)))
+    assert len(cache) == 1
+
+
+def test_installing_or_dropping_stacks_retires_the_decoders_built_for_the_previous_modules(embedded):
+    cache = DecoderCache(embedded.model)
+    weights = WeightState(embedded.model, torch.device("cpu"), cache.retire_stacks)
+    weights.switch(resolve_group(embedded.model, "attn_only"))
+    try:
+        cache.get(key(2, stacks=weights.generation))
+        weights.fit(1)  # one unit needs no stacks: nothing changes
+        assert len(cache) == 1
+        weights.fit(2)
+        assert (weights.units_per_batch, len(cache)) == (2, 0)
+        cache.get(key(2, units=2, stacks=weights.generation))
+        weights.fit(2)  # the installed stacks already hold 2: kept, and so is their decoder
+        assert len(cache) == 1
+        weights.drop()
+        assert (weights.units_per_batch, len(cache), weights.generation) == (1, 0, 2)
+    finally:
+        weights.clean()
