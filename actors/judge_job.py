@@ -19,10 +19,10 @@ import ray
 from actors.fleet import local_pin
 from actors.logs import LogSink
 from actors.model_actor import ModelActor
-from degrader.run.worker import WARM_UP_STEPS
 from configs.experiments import ExperimentConfig, get_config
 from degrader.models import check_spec, model_name
 from degrader.run.options import LaunchOptions
+from degrader.run.worker import WARM_UP_STEPS
 
 logger = logging.getLogger(__name__)
 MAX_BATCH_FAILURES = 3

@@ -13,11 +13,11 @@ import ray
 
 from actors.driver import run_sweep
 from actors.logs import log_path, setup_driver_logging
+from configs.experiments import ExperimentConfig
+from degrader.models import model_name_clean
 from degrader.run.options import LaunchOptions, LaunchRequest
 from degrader.run.plan import output_path
 from degrader.run.store import CorruptOutputError, OutputLockedError, StoreWriteError
-from configs.experiments import ExperimentConfig
-from degrader.models import model_name_clean
 
 logger = logging.getLogger(__name__)
 

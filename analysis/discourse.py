@@ -52,7 +52,7 @@ def _is_word(token) -> bool:
 
 def _build(doc) -> Parse:
     sentences = [[t for t in sentence if _is_word(t)] for sentence in doc.sents]
-    kept = [(words, sentence.text.strip()) for words, sentence in zip(sentences, doc.sents) if words]
+    kept = [(words, sentence.text.strip()) for words, sentence in zip(sentences, doc.sents, strict=True) if words]
     return Parse(words=[t for t in doc if _is_word(t)], sentences=[w for w, _ in kept],
                  sentence_texts=[text for _, text in kept], tokens=[t.lower_ for t in doc if not t.is_space])
 
@@ -75,7 +75,7 @@ def parse(text: str) -> Parse:
 def prepare(texts: list[str]) -> None:
     """Parse the texts that are not cached yet in one `nlp.pipe` stream."""
     new = list(dict.fromkeys(text for text in texts if text not in _PARSES))
-    for text, doc in zip(new, spacy_pipeline().pipe(new, batch_size=64, disable=NO_NER)):
+    for text, doc in zip(new, spacy_pipeline().pipe(new, batch_size=64, disable=NO_NER), strict=True):
         _remember(text, _build(doc))
 
 
@@ -102,7 +102,7 @@ def mattr(text: str, window: int = MATTR_WINDOW) -> float | None:
         return _share(len(set(forms)), len(forms))
     counts = Counter(forms[:window])
     ratios = [len(counts) / window]
-    for leaving, entering in zip(forms, forms[window:]):
+    for leaving, entering in zip(forms, forms[window:], strict=False):
         counts[leaving] -= 1
         if not counts[leaving]:
             del counts[leaving]
@@ -214,7 +214,7 @@ def ends_in_loop(tokens: list[str]) -> bool:
         if span > len(tokens):
             return False
         tail = tokens[-span:]
-        if all(a == b for a, b in zip(tail, tail[period:])):
+        if all(a == b for a, b in zip(tail, tail[period:], strict=False)):
             return True
     return False
 

@@ -17,11 +17,11 @@ import pandas as pd
 
 from analysis.statistics import (
     CONTROL_LEVEL,
-    THRESHOLD_D,
     LESION,
+    THRESHOLD_D,
     VARIANT,
-    several_settings,
     direction,
+    several_settings,
     unhealthy_effect,
     variant_label,
 )
@@ -92,8 +92,8 @@ def variant_figure(levels: pd.DataFrame, trends: pd.DataFrame, plt):
     metrics = list(dict.fromkeys(levels["metric"]))
     rows = math.ceil(len(metrics) / COLUMNS)
     figure, grid = plt.subplots(rows, COLUMNS, figsize=(3.2 * COLUMNS, 2.6 * rows), squeeze=False)
-    thresholds = dict(zip(trends["metric"], trends["threshold"]))
-    for axes, metric in zip(grid.flat, metrics):
+    thresholds = dict(zip(trends["metric"], trends["threshold"], strict=True))
+    for axes, metric in zip(grid.flat, metrics, strict=False):
         metric_panel(axes, levels[levels["metric"] == metric].sort_values("damage"), thresholds.get(metric))
     for axes in list(grid.flat)[len(metrics):]:
         axes.set_visible(False)
@@ -115,7 +115,7 @@ def normalised_figure(levels: pd.DataFrame, plt):
     tasks = list(dict.fromkeys(levels["prompt_group"]))
     figure, panels = plt.subplots(1, max(1, len(tasks)), figsize=(5.5 * max(1, len(tasks)), 5.5), sharey=True,
                                   squeeze=False)
-    for axes, task in zip(panels.flat, tasks):
+    for axes, task in zip(panels.flat, tasks, strict=False):
         _task_effects(axes, levels[levels["prompt_group"] == task])
         axes.set_title(task, fontsize=9)
     panels.flat[0].set_ylabel("Cohen's d vs control, + = toward unhealthy")
@@ -168,7 +168,7 @@ def write_figures(levels: pd.DataFrame, trends: pd.DataFrame, folder: Path) -> l
 
 def _name(key: tuple, fields: tuple[str, ...], settings: bool) -> str:
     """A figure's name from its design key; the settings hash only where several settings are compared."""
-    return " ".join(str(value) for value, field in zip(key, fields) if settings or field != "settings_hash")
+    return " ".join(str(value) for value, field in zip(key, fields, strict=True) if settings or field != "settings_hash")
 
 
 def _save(plt, figure, folder: Path, title: str) -> tuple[str, Path]:

@@ -56,11 +56,11 @@ def _keyed_frame(records: list[dict]) -> pd.DataFrame:
 def _cell_row(cell: pd.DataFrame, rng: np.random.Generator, permutations: int) -> dict:
     """The row of one cell."""
     verdicts = _Verdicts()
-    right = np.array([verdicts(o, k, p) for o, k, p in zip(cell["output"], cell["key"], cell["prompt"])])
+    right = np.array([verdicts(o, k, p) for o, k, p in zip(cell["output"], cell["key"], cell["prompt"], strict=True)])
     accuracy = repetition_mean(cell["repeat_index"].to_numpy(), right)
     low, high, method = _interval(cell["repeat_index"].to_numpy(), right, rng)
     chance = _chance(cell, verdicts, rng, permutations)
-    return {**dict(zip(CELL_FIELDS, cell.iloc[0][list(CELL_FIELDS)])), "n": len(cell),
+    return {**dict(zip(CELL_FIELDS, cell.iloc[0][list(CELL_FIELDS)], strict=True)), "n": len(cell),
             "repetitions": cell["repeat_index"].nunique(), "items": cell["item"].nunique(),
             "accuracy": accuracy, "ci_low": low, "ci_high": high, "interval": method,
             "chance": float(np.mean(chance)), "chance_low": float(np.percentile(chance, 2.5)),
@@ -96,8 +96,8 @@ def _chance(cell: pd.DataFrame, verdicts: _Verdicts, rng: np.random.Generator, p
     repeats = cell["repeat_index"].to_numpy()
     accuracies = np.empty(permutations)
     for index in range(permutations):
-        shuffled = dict(zip(items["item"], rng.permutation(items["key"].to_numpy())))
-        right = np.array([verdicts(o, shuffled[i], p) for o, i, p in zip(cell["output"], cell["item"], cell["prompt"])])
+        shuffled = dict(zip(items["item"], rng.permutation(items["key"].to_numpy()), strict=True))
+        right = np.array([verdicts(o, shuffled[i], p) for o, i, p in zip(cell["output"], cell["item"], cell["prompt"], strict=True)])
         accuracies[index] = repetition_mean(repeats, right)
     return accuracies
 

@@ -20,8 +20,8 @@ import pandas as pd
 
 from analysis.registry import METRICS, load_builtin
 from analysis.table import DESIGN_FIELDS, metrics_frame
-from degrader.run.plan import record_key
 from degrader.files import atomic_write
+from degrader.run.plan import record_key
 from degrader.run.store import read_records
 
 logger = logging.getLogger(__name__)

@@ -81,7 +81,7 @@ def long_values(frame: pd.DataFrame, metrics: list[str] | None = None) -> pd.Dat
     long = long.dropna(subset=["value"])
     pairs = long[["degradation_method", "level_value"]].drop_duplicates()
     damage = {(m, lv): damage_coordinate(m, lv) for m, lv in pairs.itertuples(index=False)}
-    long["damage"] = [damage[pair] for pair in zip(long["degradation_method"], long["level_value"])]
+    long["damage"] = [damage[pair] for pair in zip(long["degradation_method"], long["level_value"], strict=True)]
     return long.reset_index(drop=True)
 
 
@@ -142,7 +142,7 @@ def level_stats(frame: pd.DataFrame, metrics: list[str] | None = None, *, seed: 
 
 def _matches(long: pd.DataFrame, key: tuple) -> pd.Series:
     mask = pd.Series(True, index=long.index)
-    for column, value in zip([*VARIANT, "metric"], key):
+    for column, value in zip([*VARIANT, "metric"], key, strict=True):
         mask &= long[column] == value
     return mask
 
@@ -160,7 +160,7 @@ def _variant_rows(key: tuple, cells: pd.DataFrame, records: pd.DataFrame | None,
         sample = units.loc[units["level_value"] == level, column].to_numpy(float)
         d = cohens_d(sample, control) if len(control) else math.nan
         note = "; ".join(n for n in (note, "" if len(control) else "no control level") if n)
-        rows.append(dict(zip([*VARIANT, "metric"], key), level_value=level, damage=damage, mean=float(means.mean()),
+        rows.append(dict(zip([*VARIANT, "metric"], key, strict=True), level_value=level, damage=damage, mean=float(means.mean()),
                          ci_low=low, ci_high=high, n_records=int(at_level["size"].sum()),
                          n_repetitions=len(means), d=d, note=note))
     return sorted(rows, key=lambda row: row["damage"])
@@ -182,7 +182,7 @@ def threshold(method: str, levels: list[float], effects: list[float]) -> tuple[f
     effects (too few values) are skipped.
     """
     previous = None
-    for level, effect in zip(levels, effects):
+    for level, effect in zip(levels, effects, strict=True):
         if math.isnan(effect):
             continue
         if effect >= THRESHOLD_D:  # no level below it to interpolate from: reached at or before this one
@@ -224,7 +224,7 @@ def trend_stats(frame: pd.DataFrame, levels: pd.DataFrame, metrics: list[str] | 
             how = "no effect size (no control or too few repetitions)"
         at = reps[_matches(reps, key)]
         rho, p = spearman_trend(at["damage"].to_numpy(float), at["mean"].to_numpy(float), higher)
-        rows.append(dict(zip([*VARIANT, "metric"], key), higher_is_healthier=higher, threshold=level,
+        rows.append(dict(zip([*VARIANT, "metric"], key, strict=True), higher_is_healthier=higher, threshold=level,
                          threshold_found=how, spearman_rho=rho, spearman_p=p, n_repetition_means=len(at)))
     return pd.DataFrame(rows)
 
@@ -261,7 +261,7 @@ def vulnerability_table(trends: pd.DataFrame) -> pd.DataFrame:
     """Metrics as rows, variants (with their level's unit) as columns, the d >= 0.8 threshold level in each cell."""
     labelled = _labelled(trends)
     units = [get_method(method).level_name for method in labelled["degradation_method"]]
-    labelled = labelled.assign(variant=[f"{v} ({u})" for v, u in zip(labelled["variant"], units)],
+    labelled = labelled.assign(variant=[f"{v} ({u})" for v, u in zip(labelled["variant"], units, strict=True)],
                                cell=[threshold_cell(row) for _, row in labelled.iterrows()])
     table = labelled.pivot_table(index="metric", columns="variant", values="cell", aggfunc="first", sort=False)
     return table.fillna("n/a").rename_axis(columns=None)

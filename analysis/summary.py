@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from degrader.run.plan import record_key
-from degrader.run.store import read_records
 from analysis.statistics import (
     VARIANT,
     damage_coordinate,
     long_values,
     repetition_means,
 )
+from degrader.run.plan import record_key
+from degrader.run.store import read_records
 
 
 def load(paths: list[Path]) -> tuple[list[dict], list[str]]:
@@ -52,7 +52,7 @@ def _damage_key(table: pd.DataFrame):
     def key(column: pd.Series) -> pd.Series:
         if column.name != "level_value":
             return column.astype(str)
-        return pd.Series([damage_coordinate(m, lv) for m, lv in zip(table["degradation_method"], column)],
+        return pd.Series([damage_coordinate(m, lv) for m, lv in zip(table["degradation_method"], column, strict=True)],
                          index=column.index)
 
     return key

@@ -34,7 +34,7 @@ class Baseline:
     @torch.no_grad()
     def restore(self) -> None:
         """Write the snapshot back into the model (in place, so compiled graphs stay valid)."""
-        for live, saved in zip(self.live, self.saved):
+        for live, saved in zip(self.live, self.saved, strict=True):
             live.copy_(saved, non_blocking=True)
         if any(t.is_cuda for t in self.live):
             torch.cuda.current_stream().synchronize()

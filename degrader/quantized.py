@@ -45,7 +45,7 @@ def apply_4bit(tensor: torch.Tensor, lesion) -> None:
                                            compress_statistics=bool(getattr(state, "nested", False)),
                                            quant_type=state.quant_type)
     new = _Packed(packed, new_state)
-    for old, fresh in zip(state_tensors(tensor), state_tensors(new)):
+    for old, fresh in zip(state_tensors(tensor), state_tensors(new), strict=True):
         old.copy_(fresh)
 
 

@@ -51,7 +51,7 @@ def split_kv(block_n: int, splits: int):
 def all_layers(attend):
     """One call attends every layer's cache, as a decode step does (launch overhead amortised)."""
     def step(query, keys, values, mask, scale):
-        return [attend(query, key, value, mask, scale) for key, value in zip(keys, values)]
+        return [attend(query, key, value, mask, scale) for key, value in zip(keys, values, strict=True)]
     return step
 
 

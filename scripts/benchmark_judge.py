@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from degrader.run.store import read_records  # noqa: E402
 from analysis.judge import FAMILIES, judged_path  # noqa: E402
 from analysis.judge.run import judge_file, pending_requests  # noqa: E402
+from degrader.run.store import read_records  # noqa: E402
 
 SAMPLE = ROOT / "results" / "samples" / "outputs_mult_gauss_embedded-gemma-3-270m_2025_05_20_dreams.json"
 DREAMS_IT_RECORDS = 27_740  # the thesis's full dreams_it sweep

@@ -28,7 +28,7 @@ def main() -> None:
     baseline.degrade("mult_gauss", 0.5, 42)
     changed = (dequantized(targets[0].tensor) - reference).abs().mean().item()
     baseline.restore()
-    exact = all(torch.equal(t.tensor.data, b) for t, b in zip(targets, before))
+    exact = all(torch.equal(t.tensor.data, b) for t, b in zip(targets, before, strict=True))
     print(f"4-bit tensors {len(targets)}, GPU memory {torch.cuda.memory_allocated() / 2**30:.2f} GiB, "
           f"mean change after mult_gauss 0.5: {changed:.4f}, restore exact: {exact}")
 

@@ -179,8 +179,8 @@ def draw_stream(d: ImageDraw.ImageDraw, x: int, width: int, top: int, bottom: in
     """One wavy falling stream of water with a highlight line."""
     ys = list(range(top, bottom + 1, 20))
     wave = [(-4, 0, 5, 2, -3, 4, -2, 1)[i % 8] for i in range(len(ys))]
-    left = [(x - width // 2 + w, y) for w, y in zip(wave, ys)]
-    right = [(x + width // 2 + w + (y - top) // 25, y) for w, y in zip(wave, ys)]
+    left = [(x - width // 2 + w, y) for w, y in zip(wave, ys, strict=True)]
+    right = [(x + width // 2 + w + (y - top) // 25, y) for w, y in zip(wave, ys, strict=True)]
     d.polygon(left + right[::-1], fill=WATER, outline=(50, 110, 180))
     d.line([(px + width // 2 - 4, py) for px, py in left], fill=(185, 220, 248), width=2)
 

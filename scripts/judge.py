@@ -21,12 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from actors.logs import log_path, setup_driver_logging  # noqa: E402
-from degrader.run.store import CorruptOutputError, OutputLockedError  # noqa: E402
 from analysis.judge import FAMILIES, select_families  # noqa: E402
 from analysis.judge.backends import OpenAIJudge, openai_settings  # noqa: E402
 from analysis.judge.run import judge_file, stored_parse_rates  # noqa: E402
 from analysis.judge.store import judge_slug  # noqa: E402
 from degrader.models import check_spec  # noqa: E402
+from degrader.run.store import CorruptOutputError, OutputLockedError  # noqa: E402
 
 logger = logging.getLogger("judge")
 BACKENDS = ("openai", "local")
@@ -81,9 +81,9 @@ def run_local(args: argparse.Namespace, model: str, families, log_file: Path) ->
     """Start Ray (or join --address), load the judge on its actors, judge, stop them."""
     import ray
 
-    from degrader.run.options import LaunchOptions
     from actors.judge_job import LocalJudge
     from actors.launcher import check_resources, start_ray
+    from degrader.run.options import LaunchOptions
 
     start_ray(args.address, f"degrader-judge-{judge_slug(model)}")
     backend = LocalJudge(model, args.gpus, args.max_new_tokens, args.batch_size, log_file.resolve(), args.log_level)

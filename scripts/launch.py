@@ -14,12 +14,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from degrader.run.plan import output_path  # noqa: E402
-from configs.experiments import EXPERIMENTS, apply_overrides, check_image, get_config, method_default_range  # noqa: E402, E501
+from configs.experiments import (  # noqa: E402, E501
+    EXPERIMENTS,
+    apply_overrides,
+    check_image,
+    get_config,
+    method_default_range,
+)
 from configs.sweeps import SWEEPS, VARIANTS, apply_variant, sweep_variants  # noqa: E402
 from degrader.models import check_spec, takes_images  # noqa: E402
-from degrader.run.options import LaunchRequest  # noqa: E402
 from degrader.random_models import random_architectures  # noqa: E402
+from degrader.run.options import LaunchRequest  # noqa: E402
+from degrader.run.plan import output_path  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

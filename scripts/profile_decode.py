@@ -15,10 +15,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from degrader.run.plan import Unit  # noqa: E402
-from degrader.run.worker import ModelWorker  # noqa: E402
 from configs.experiments import apply_overrides, get_config  # noqa: E402
 from degrader.decoding.generation import generate  # noqa: E402
+from degrader.run.plan import Unit  # noqa: E402
+from degrader.run.worker import ModelWorker  # noqa: E402
 
 
 def step_time(fn, repeats: int = 50) -> float:

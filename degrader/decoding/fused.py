@@ -175,8 +175,8 @@ def _hook(parent: nn.Module, names: tuple[str, ...], rows: list[FusedRows]) -> l
         if not product.enabled:
             return
         x = args[0] if args else next((kwargs[n] for n in INPUT_NAMES if n in kwargs), None)
-        live = [row for name, row in zip(names, rows) if getattr(module, name) is row]
-        block = len(live) > 1 and all(a.stop == b.start for a, b in zip(live, live[1:]))
+        live = [row for name, row in zip(names, rows, strict=True) if getattr(module, name) is row]
+        block = len(live) > 1 and all(a.stop == b.start for a, b in zip(live, live[1:], strict=False))
         if block and isinstance(x, torch.Tensor) and x.shape[-1] == rows[0].in_features:
             start, stop = live[0].start, live[-1].stop
             bias = None if product.bias is None else product.bias[start:stop]

@@ -189,7 +189,7 @@ def generate(loaded: LoadedModel, prompts: Sequence[str], params: SamplingParams
     duration = time.perf_counter() - start
     tokens_in = inputs["attention_mask"].sum(dim=-1).tolist()
     return [_result(loaded, row, n_in, stop_ids, pad_id, duration, len(prompts), params.ignore_eos)
-            for row, n_in in zip(new_tokens, tokens_in)]
+            for row, n_in in zip(new_tokens, tokens_in, strict=True)]
 
 
 def _result(loaded: LoadedModel, row: torch.Tensor, tokens_in: int, stop_ids, pad_id: int,

@@ -130,7 +130,7 @@ class UnitStacks:
         method = get_method(method_name)
         for level in levels:
             method.validate(level)
-        for rep, (level, seed) in enumerate(zip(levels, seeds)):
+        for rep, (level, seed) in enumerate(zip(levels, seeds, strict=True)):
             for target in self.targets:
                 copy = self.weight(target, rep)
                 copy.copy_(target.tensor)

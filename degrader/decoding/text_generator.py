@@ -15,8 +15,8 @@ import torch
 
 from degrader import memory
 from degrader.decoding.generation import Generation, SamplingParams, generate, prompt_texts
-from degrader.models import LoadedModel
 from degrader.decoding.static_decode import StaticDecoder, bucket
+from degrader.models import LoadedModel
 
 logger = logging.getLogger(__name__)
 LENGTH_BUCKET = 128  # judge prompts (rubric + an output of up to 350 tokens) fall in a few of these
@@ -51,7 +51,7 @@ class TextGenerator:
                 generations = self._batch([prompts[i] for i in batch], length, params, steps)
                 if generations is None:  # out of memory: the rows were halved, try again
                     continue
-                for i, generation in zip(batch, generations):
+                for i, generation in zip(batch, generations, strict=True):
                     results[i] = generation
                 pending = pending[len(batch):]
         return [r if r is not None else Generation("", 0, 0, 0.0, 0) for r in results]

@@ -11,15 +11,18 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
 
-from configs.experiments import ExperimentConfig
 from degrader import memory
 from degrader.decoding.generation import encode
 from degrader.decoding.static_decode import bucket
 from degrader.models import LoadedModel
+
+if TYPE_CHECKING:  # configs builds on degrader: only type checkers may read it from here (tests/test_layers.py)
+    from configs.experiments import ExperimentConfig
 
 logger = logging.getLogger(__name__)
 GROW_BELOW, WARN_ABOVE = 40.0, 90.0

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
+from degrader import memory
+from degrader.models import EMBEDDED_SPEC, RANDOM_PREFIX, hf_token, model_name, resolve_dtype
+from degrader.random_models import random_config
 from degrader.run.legacy import ORIGINAL_SCHEMA
 from degrader.run.options import LaunchRequest
 from degrader.run.plan import missing_units, output_path, record_key, total_records, total_units
 from degrader.run.preflight import offline_config_name
 from degrader.run.store import read_records
-from configs.experiments import ExperimentConfig
-from degrader import memory
-from degrader.models import EMBEDDED_SPEC, RANDOM_PREFIX, hf_token, model_name, resolve_dtype
-from degrader.random_models import random_config
 from degrader.seeding import repetition_seed
+
+if TYPE_CHECKING:  # configs builds on degrader: only type checkers may read it from here (tests/test_layers.py)
+    from configs.experiments import ExperimentConfig
 
 TEMPLATE_TOKENS = 16  # chat-template tokens around a prompt
 

@@ -14,14 +14,17 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from degrader.models import EMBEDDED_SPEC, RANDOM_PREFIX, hf_token
+from degrader.random_models import random_architectures
 from degrader.run.options import LaunchRequest
 from degrader.run.plan import missing_units, output_path, record_key
 from degrader.run.store import CorruptOutputError, read_records
-from configs.experiments import ExperimentConfig
-from degrader.models import EMBEDDED_SPEC, RANDOM_PREFIX, hf_token
-from degrader.random_models import random_architectures
+
+if TYPE_CHECKING:  # configs builds on degrader: only type checkers may read it from here (tests/test_layers.py)
+    from configs.experiments import ExperimentConfig
 
 logger = logging.getLogger(__name__)
 ADDRESS_TIMEOUT_S = 10.0
@@ -82,7 +85,7 @@ def missing_records(config: ExperimentConfig, results_dir: Path, force: bool) ->
 
 def warn_if_disk_short(configs: list[ExperimentConfig], results_dir: Path, missing: list[int]) -> None:
     """Warn (not refuse: the estimate is rough) when the free space looks short for the run's records."""
-    needed = sum(n * (BYTES_PER_RECORD + BYTES_PER_TOKEN * c.max_new_tokens) for c, n in zip(configs, missing))
+    needed = sum(n * (BYTES_PER_RECORD + BYTES_PER_TOKEN * c.max_new_tokens) for c, n in zip(configs, missing, strict=True))
     needed *= COPIES_ON_DISK
     free = shutil.disk_usage(results_dir).free
     if needed > free:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
-from degrader.run.plan import Unit
-from configs.experiments import ExperimentConfig
-from configs.prompts import Prompt
 from degrader import __version__
 from degrader.decoding.generation import Generation
 from degrader.models import LoadedModel
+from degrader.run.plan import Unit
 from degrader.seeding import derive_seed, repetition_seed
+
+if TYPE_CHECKING:  # configs builds on degrader: only type checkers may read it from here (tests/test_layers.py)
+    from configs.experiments import ExperimentConfig
+    from configs.prompts import Prompt
 
 PROMPT_IDS_START = 1  # prompt_id counts from 1, as in the original records
 

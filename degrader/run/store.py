@@ -24,7 +24,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Callable, Iterable, TextIO
+from typing import Callable, Iterable
 
 from degrader.files import atomic_write, fsync_directory
 from degrader.run.legacy import normalise

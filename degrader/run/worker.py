@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from configs.experiments import ExperimentConfig
-from degrader.decoding.attention import NAME, SPLIT_KV_NAME, use_grouped_decode_attention
-from degrader.decoding.fused import Fusion, fuse_projections
+from degrader.decoding.edits import ModelEdits, prepare_for_decoding
+from degrader.decoding.fused import Fusion
 from degrader.decoding.generation import Generation, SamplingParams, generate, perplexities
 from degrader.decoding.static_decode import StaticDecoder, bucket
 from degrader.decoding.text_generator import TextGenerator
@@ -28,11 +27,12 @@ from degrader.run.plan import Unit, total_units
 from degrader.run.records import RecordBuilder, UnitReport, sampling_seed
 from degrader.run.weights import WeightState
 
+if TYPE_CHECKING:  # configs builds on degrader: only type checkers may read it from here (tests/test_layers.py)
+    from configs.experiments import ExperimentConfig
+
 __all__ = ["ModelWorker", "UnitReport", "sampling_params"]
 logger = logging.getLogger(__name__)
 Emit = Callable[[list[dict]], None]
-MODEL_FIELDS = ("model_name", "dtype", "load_in_4bit")  # what a sweep's variants must share
-PROMPT_FIELDS = ("prompts", "image_enabled", "image_path", "max_batch_size")  # what decoders are built for
 WARM_UP_STEPS = 4  # 3 calls of the compiled step: "reduce-overhead" compiles on the first, records its CUDA graph by the third
 
 
@@ -57,6 +57,7 @@ class ModelWorker:
         self.params = sampling_params(config, ignore_eos)
         self.plan = BatchPlan(device)  # prompts and units per batch
         self.loaded: LoadedModel | None = None  # the phases below create the rest
+        self.edits: ModelEdits | None = None  # attention, fused projections, dynamo's limit (decoding/edits.py)
         self.fusion: Fusion | None = None  # q|k|v and gate|up as one product each (degrader/decoding/fused.py)
         self.weights: WeightState | None = None  # the degraded group: baseline, stacks, lesions
         self.decoders: DecoderCache | None = None  # compiled static decoders (static only)
@@ -78,14 +79,8 @@ class ModelWorker:
 
     def _edit_model(self) -> None:
         """The attention implementation and the fused projections (before any baseline: it holds the fused views)."""
-        if self.attention in (None, SPLIT_KV_NAME, NAME):  # no per-step copy of the KV cache per query head
-            # the kernel by default only where CUDA graphs replay it: eager steps would pay its Python launch
-            split_kv = self.attention == SPLIT_KV_NAME if self.attention else (None if self.static else False)
-            if not use_grouped_decode_attention(self.loaded.model, split_kv) and self.attention:
-                raise ValueError(f"attention={self.attention!r} needs a model that uses SDPA attention")
-        else:
-            self.loaded.model.set_attn_implementation(self.attention)
-        self.fusion = fuse_projections(self.loaded.model)  # before the baseline: it holds the fused views
+        self.edits = prepare_for_decoding(self.loaded.model, self.attention, self.static)
+        self.fusion = self.edits.fusion
         if self.device.type == "cuda":  # the replaced weights' memory, before free memory sizes the batches
             torch.cuda.empty_cache()
 
@@ -95,10 +90,9 @@ class ModelWorker:
         The previous variant's baseline is restored first, so the new one is taken from clean weights.
         Decoders and the prompts per batch are kept while the prompts and sampling settings stay the same.
         """
-        if any(getattr(config, f) != getattr(self.config, f) for f in MODEL_FIELDS):
-            raise ValueError(f"a variant must use the same loaded model ({', '.join(MODEL_FIELDS)} fixed)")
-        same_prompts = self.prompts is not None and all(getattr(config, f) == getattr(self.config, f)
-                                                        for f in PROMPT_FIELDS)
+        if config.model != self.config.model:
+            raise ValueError(f"a variant must use the same loaded model ({self.config.model} fixed, got {config.model})")
+        same_prompts = self.prompts is not None and config.decoding_key() == self.config.decoding_key()
         params, self.config = sampling_params(config, self.params.ignore_eos), config
         if self.loaded is None:
             return  # load() prepares it

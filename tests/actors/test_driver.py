@@ -38,4 +38,4 @@ def test_batch_sizes_let_every_actor_finish_in_the_same_number_of_rounds():
     for n, most in [(50, [10, 10]), (50, [17, 17]), (23, [4, 7, 1]), (1, [8, 8])]:
         sizes = batch_sizes(n, most)
         rounds = -(-n // sum(most))
-        assert all(1 <= s <= m for s, m in zip(sizes, most)) and rounds * sum(sizes) >= n
+        assert all(1 <= s <= m for s, m in zip(sizes, most, strict=True)) and rounds * sum(sizes) >= n

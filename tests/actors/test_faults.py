@@ -21,10 +21,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from configs.experiments import ExperimentConfig, apply_overrides, check_image, get_config
 from degrader.run.plan import output_path, planned_key, record_key
 from degrader.run.preflight import PreflightError, check_address
 from degrader.run.store import ResultStore, read_records
-from configs.experiments import ExperimentConfig, apply_overrides, check_image, get_config
 from scripts.launch import main
 from tests.actors.conftest import records_of, stable, wait_for
 from tests.conftest import ROOT

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from degrader.decoding.text_generator import LENGTH_BUCKET
 from actors.judge_job import LocalJudge
+from analysis.judge import FAMILIES, judged_path
+from analysis.judge.run import judge_file, pending_requests
+from degrader.decoding.text_generator import LENGTH_BUCKET
 from degrader.run.plan import record_key
 from degrader.run.store import read_records
 from degrader.run.worker import ModelWorker
-from analysis.judge import FAMILIES, judged_path
-from analysis.judge.run import judge_file, pending_requests
 from tests.actors.conftest import small_config
 
 SAMPLES = Path(__file__).resolve().parents[2] / "results" / "samples"
@@ -66,7 +66,7 @@ def test_local_judge_stores_raw_replies_as_unparsed_and_resumes(ray_cluster, res
     expected = {}
     for start in range(0, len(order), BATCH):
         batch = order[start: start + BATCH]
-        for i, generation in zip(batch, eager_worker.generate_texts([prompts[i] for i in batch], NEW_TOKENS)):
+        for i, generation in zip(batch, eager_worker.generate_texts([prompts[i] for i in batch], NEW_TOKENS), strict=True):
             expected[(requests[i].family.name, requests[i].record["prompt_text"])] = generation.text
     by_request = {(j["family"], r["prompt_text"]): j["raw_reply"] for j in judgments
                   for r in read_records(results_file) if j["record_key"] == record_key(r)}

@@ -14,8 +14,8 @@ import psutil
 import pytest
 
 from degrader.run.plan import record_key
-from tests.conftest import ROOT
 from tests.actors.conftest import records_of
+from tests.conftest import ROOT
 
 LAUNCH = [sys.executable, str(ROOT / "scripts" / "launch.py")]
 RUN = ["--config", "dreams_it", "--gpus", "0", "--model", "embedded", "--max-prompts", "4", "--set", "n_rep=4",

@@ -6,10 +6,10 @@ import threading
 import pytest
 
 from actors.driver import run_experiment
+from configs.experiments import get_config
 from degrader.run.options import LaunchOptions
 from degrader.run.plan import output_path, record_key
 from degrader.run.store import CorruptOutputError
-from configs.experiments import get_config
 from tests.actors.conftest import SMALL, records_of, small_config, stable, wait_for
 
 FIELDS = {"timestamp", "model_name", "degradation_method", "level_value", "std_dev", "param_group_name", "repeat_index",
@@ -113,7 +113,7 @@ def test_a_sweep_writes_one_resumable_file_per_variant_from_one_model_load(ray_c
         "outputs_mult_gauss_embedded-gemma-3-270m_2025_05_20_dreams_gauss_attn.json",
         "outputs_ablation_embedded-gemma-3-270m_2025_05_20_dreams_ablation_attn.json",
         "outputs_mult_gauss_embedded-gemma-3-270m_iq_sample.json"]
-    for path, method, task in zip(paths, ("mult_gauss", "ablation", "mult_gauss"), ("dreams", "dreams", "iq")):
+    for path, method, task in zip(paths, ("mult_gauss", "ablation", "mult_gauss"), ("dreams", "dreams", "iq"), strict=True):
         records = records_of(path)
         assert len(records) == 12 and {(r["degradation_method"], r["prompt_group"]) for r in records} == {(method, task)}
     log = (tmp_path / "run.log").read_text()

@@ -37,7 +37,7 @@ def expected(case: dict) -> bool | None:
 def agreement_by_category(cases: list[dict], verdicts: list) -> dict[str, tuple[int, int]]:
     """category -> (agreeing, cases), plus "overall"."""
     table = defaultdict(lambda: [0, 0])
-    for case, verdict in zip(cases, verdicts):
+    for case, verdict in zip(cases, verdicts, strict=True):
         for name in (case["category"], "overall"):
             table[name][0] += verdict == expected(case)
             table[name][1] += 1
@@ -52,7 +52,7 @@ def print_agreement(title: str, cases: list[dict]) -> tuple[dict, dict, list]:
     print(f"\n{title}\n{'category':<14}{'cases':>6}{'new':>8}{'old':>8}")
     for name, (agree, total) in sorted(new_table.items(), key=lambda item: item[0] == "overall"):
         print(f"{name:<14}{total:>6}{agree / total:>8.2f}{old_table[name][0] / total:>8.2f}")
-    misses = [(c["category"], c["output"], verdict) for c, verdict in zip(cases, new) if verdict != expected(c)]
+    misses = [(c["category"], c["output"], verdict) for c, verdict in zip(cases, new, strict=True) if verdict != expected(c)]
     return new_table, old_table, misses
 
 
@@ -172,8 +172,8 @@ def test_committed_sample_at_sigma_zero():
     new = [score_answer(r["output"], r["answer_key"], r["prompt_text"]) for r in records]
     print(f"\nscoring speed: {1000 * (time.perf_counter() - start) / len(records):.1f} ms per output")
     print(f"sample sigma 0: {len(records)} keyed outputs; old credits {sum(old)}, new {sum(new)}; "
-          f"old-only {sum(o and not n for o, n in zip(old, new))}, new-only {sum(n and not o for o, n in zip(old, new))}")
-    for record, o, n in zip(records, old, new):
+          f"old-only {sum(o and not n for o, n in zip(old, new, strict=True))}, new-only {sum(n and not o for o, n in zip(old, new, strict=True))}")
+    for record, o, n in zip(records, old, new, strict=True):
         if o != n:
             print(f"  old={o} new={n} key={record['answer_key']!r} output={record['output'][:90]!r}")
-    assert not any(n and at.lists_options(at.clean(r["output"])) for r, n in zip(records, new))
+    assert not any(n and at.lists_options(at.clean(r["output"])) for r, n in zip(records, new, strict=True))

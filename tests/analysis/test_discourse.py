@@ -207,7 +207,7 @@ def test_direction_on_the_sample():
         for _, value in pairs:
             assert metric.low <= value <= (metric.high if metric.high is not None else math.inf), (name, value)
         means = [_mean([v for lv, v in pairs if lv == level]) for level in levels]
-        rho = spearmanr(*zip(*pairs)).statistic if len({v for _, v in pairs}) > 1 else float("nan")
+        rho = spearmanr(*zip(*pairs, strict=True)).statistic if len({v for _, v in pairs}) > 1 else float("nan")
         direction = {True: "up", False: "down", None: "-"}[metric.higher_is_healthier]
         print(f"{name:24} {direction:>8} " + " ".join(f"{m:7.3f}" for m in means) + f"  {rho:8.2f}  "
               f"{_monotonic(means)}")

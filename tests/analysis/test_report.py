@@ -1,8 +1,8 @@
 """The whole report: scripts/summarize.py on the committed sample, with and without matplotlib."""
 
 import base64
-import json
 import csv
+import json
 import re
 import shutil
 import sys
@@ -90,9 +90,9 @@ def test_files_without_records_are_a_clear_error(tmp_path, capsys):
 
 def write_judgments(output: Path, judge: str, coherence) -> Path:
     """A judge's store for every record of `output`: narrative replies whose coherence is coherence(record)."""
-    from degrader.run.store import ResultStore
     from analysis.judge import FAMILIES, judged_path
     from analysis.judge.store import judgment_key, make_judgment
+    from degrader.run.store import ResultStore
 
     path = judged_path(output, judge)
     path.parent.mkdir(exist_ok=True)

@@ -16,8 +16,8 @@ from configs.experiments import (
     check_image,
     get_config,
 )
-from configs.settings import LesionSettings, ModelSettings, RunSettings, SamplingSettings, TaskSettings
 from configs.prompts import COOKIE_THEFT_PROMPTS, DREAM_PROMPTS, IQ_PROMPTS
+from configs.settings import LesionSettings, ModelSettings, RunSettings, SamplingSettings, TaskSettings
 
 
 def test_the_three_experiments_validate_and_list_themselves():

@@ -6,10 +6,10 @@ import textwrap
 import pytest
 import torch
 
-from tests.conftest import PARAGRAPH, ROOT
 from degrader.baseline import Baseline
 from degrader.decoding.generation import perplexity
 from degrader.groups import resolve_group
+from tests.conftest import PARAGRAPH, ROOT
 
 GROUP_LEVELS = {"attn_only": [0.0, 0.3, 0.6, 1.0], "mlp_only": [0.0, 0.1, 0.2, 0.4], "embed_only": [0.0, 0.3, 0.6]}
 
@@ -63,7 +63,7 @@ def test_baseline_holds_exactly_the_group(embedded):
     baseline = Baseline(targets)
     assert len(baseline.saved) == 18
     assert baseline.nbytes == sum(t.tensor.numel() * 4 for t in targets)
-    assert all(s.device.type == "cpu" and s.data_ptr() != t.tensor.data_ptr() for s, t in zip(baseline.saved, targets))
+    assert all(s.device.type == "cpu" and s.data_ptr() != t.tensor.data_ptr() for s, t in zip(baseline.saved, targets, strict=True))
 
 
 DIGEST_SCRIPT = textwrap.dedent("""

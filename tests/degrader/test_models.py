@@ -34,7 +34,7 @@ def test_4bit_on_cpu_is_a_clear_error():
 
 def test_random_weights_are_the_same_every_time(tiny_multimodal):
     again = load_model("random:tiny-gemma3", dtype="float32", device="cpu")
-    for (name, first), (_, second) in zip(tiny_multimodal.model.named_parameters(), again.model.named_parameters()):
+    for (name, first), (_, second) in zip(tiny_multimodal.model.named_parameters(), again.model.named_parameters(), strict=True):
         assert first.equal(second), name
 
 

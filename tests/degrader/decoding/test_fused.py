@@ -7,9 +7,9 @@ from torch.overrides import TorchFunctionMode
 from degrader.baseline import Baseline
 from degrader.decoding.fused import FusedRows, fuse_projections
 from degrader.decoding.generation import SamplingParams, decode, encode, tile_rows
+from degrader.decoding.rep_batch import UnitStacks
 from degrader.groups import resolve_group
 from degrader.models import load_model
-from degrader.decoding.rep_batch import UnitStacks
 
 PROMPTS = ["The dream began in a house that", "I was walking by the sea and"]
 GREEDY = SamplingParams(max_new_tokens=12, do_sample=False)

@@ -17,7 +17,7 @@ def test_greedy_decoding_matches_transformers_generate(embedded):
 
 def test_returns_only_new_text_with_token_counts(embedded):
     results = generate(embedded, PROMPTS, SamplingParams(max_new_tokens=12), [1, 2, 3])
-    for prompt, result in zip(PROMPTS, results):
+    for prompt, result in zip(PROMPTS, results, strict=True):
         assert not result.text.startswith(prompt) and result.text.strip()
         assert result.tokens_in == len(embedded.tokenizer(prompt).input_ids)
         assert 0 < result.tokens_out <= 12

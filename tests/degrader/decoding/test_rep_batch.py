@@ -5,9 +5,9 @@ import torch
 
 from degrader.baseline import Baseline
 from degrader.decoding.generation import SamplingParams, decode, encode, perplexities, perplexity, tile_rows
-from degrader.groups import resolve_group
 from degrader.decoding.rep_batch import UnitEmbedding, UnitLinear, UnitStacks, unsupported_reason
 from degrader.decoding.static_decode import StaticDecoder
+from degrader.groups import resolve_group
 from tests.conftest import PARAGRAPH
 
 PROMPTS = ["The dream began in a house that", "I was walking by the sea and"]
@@ -70,7 +70,7 @@ def test_sampled_tokens_follow_each_repetitions_seeds(embedded):
     params = SamplingParams(max_new_tokens=12)
     row_seeds = [torch.tensor([7, 8]), torch.tensor([9, 10])]  # per repetition, as sampling_seed gives them
     expected = []
-    for seed, rows in zip(SEEDS, row_seeds):
+    for seed, rows in zip(SEEDS, row_seeds, strict=True):
         with baseline.degraded("mult_gauss", 0.3, seed):
             expected.append(decode(embedded.model, inputs, params, rows, [1], 0))
     stacks = UnitStacks(embedded.model, targets, 2)

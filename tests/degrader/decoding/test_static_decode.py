@@ -3,8 +3,8 @@ import torch
 
 from degrader import memory
 from degrader.decoding.generation import SamplingParams, generate
-from degrader.random_models import random_config
 from degrader.decoding.static_decode import StaticDecoder, bucket, static_cache
+from degrader.random_models import random_config
 
 PROMPTS = ["The capital of France is", "Once upon a time, in a small village by the sea, there lived", "1, 2, 3,"]
 

@@ -137,7 +137,7 @@ def test_resume_completes_an_old_file_and_keeps_its_fields(old_file, tmp_path, c
     records = records_of(old_file)
     old, new = records[:4], records[4:]
     assert len(new) == 5 and len({record_key(r) for r in records}) == 9
-    for before, after in zip(json.loads(FIXTURE.read_text()), old):
+    for before, after in zip(json.loads(FIXTURE.read_text()), old, strict=True):
         assert {k: after[k] for k in before} == before and set(after) - set(before) == ADDED
     assert {r["settings_hash"] for r in new} == {config().result_hash()}
     assert sorted((r["level_value"], r["repeat_index"], r["prompt_id"]) for r in new) == [
