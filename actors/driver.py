@@ -177,7 +177,8 @@ class Scheduler:
             key = (unit.level, unit.repeat_index)
             self.failures[key] = self.failures.get(key, 0) + 1
             if self.failures[key] >= MAX_UNIT_FAILURES:
-                raise RuntimeError(f"unit {unit.label} failed {MAX_UNIT_FAILURES} times; last error: {error}") from error
+                raise RuntimeError(f"unit {unit.label} failed {MAX_UNIT_FAILURES} times; "
+                                   f"last error: {error}") from error
             remaining = missing.get(key)
             logger.warning("unit %s failed (%s); requeued with %d missing prompts", unit.label, first_line(error),
                            len(remaining.prompt_ids) if remaining else 0)

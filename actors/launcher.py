@@ -89,7 +89,8 @@ def _run(configs: list[ExperimentConfig], request: LaunchRequest, options: Launc
         logger.error("cannot reach the Ray cluster (%s): start it ('ray start --head') or fix --address",
                      str(error).strip().splitlines()[0][:300])
         return 1
-    except ray.exceptions.RayError as error:  # anything else that went wrong in an actor: its first line, not a traceback
+    except ray.exceptions.RayError as error:  # anything else that went wrong in an actor:
+        # its first line, not a traceback
         cause = getattr(error, "cause", None) or error
         logger.error("%s: %s (the run log %s has the details; every saved record is kept)", type(cause).__name__,
                      str(cause).strip().splitlines()[0][:300] if str(cause).strip() else "", log_file)

@@ -168,7 +168,8 @@ def write_figures(levels: pd.DataFrame, trends: pd.DataFrame, folder: Path) -> l
 
 def _name(key: tuple, fields: tuple[str, ...], settings: bool) -> str:
     """A figure's name from its design key; the settings hash only where several settings are compared."""
-    return " ".join(str(value) for value, field in zip(key, fields, strict=True) if settings or field != "settings_hash")
+    return " ".join(str(value) for value, field in zip(key, fields, strict=True)
+                    if settings or field != "settings_hash")
 
 
 def _save(plt, figure, folder: Path, title: str) -> tuple[str, Path]:

@@ -97,7 +97,8 @@ def _chance(cell: pd.DataFrame, verdicts: _Verdicts, rng: np.random.Generator, p
     accuracies = np.empty(permutations)
     for index in range(permutations):
         shuffled = dict(zip(items["item"], rng.permutation(items["key"].to_numpy()), strict=True))
-        right = np.array([verdicts(o, shuffled[i], p) for o, i, p in zip(cell["output"], cell["item"], cell["prompt"], strict=True)])
+        right = np.array([verdicts(o, shuffled[i], p)
+                          for o, i, p in zip(cell["output"], cell["item"], cell["prompt"], strict=True)])
         accuracies[index] = repetition_mean(repeats, right)
     return accuracies
 

@@ -160,8 +160,8 @@ def _variant_rows(key: tuple, cells: pd.DataFrame, records: pd.DataFrame | None,
         sample = units.loc[units["level_value"] == level, column].to_numpy(float)
         d = cohens_d(sample, control) if len(control) else math.nan
         note = "; ".join(n for n in (note, "" if len(control) else "no control level") if n)
-        rows.append(dict(zip([*VARIANT, "metric"], key, strict=True), level_value=level, damage=damage, mean=float(means.mean()),
-                         ci_low=low, ci_high=high, n_records=int(at_level["size"].sum()),
+        rows.append(dict(zip([*VARIANT, "metric"], key, strict=True), level_value=level, damage=damage,
+                         mean=float(means.mean()), ci_low=low, ci_high=high, n_records=int(at_level["size"].sum()),
                          n_repetitions=len(means), d=d, note=note))
     return sorted(rows, key=lambda row: row["damage"])
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from configs.prompts import Prompt, PromptFileError, check_new_text
 
-TASK_LISTS = {"dream_prompts_it": ("dreams", "dream"), "cookie_theft_prompts_it": ("cookie_theft", "picture_description")}
+TASK_LISTS = {"dream_prompts_it": ("dreams", "dream"),
+              "cookie_theft_prompts_it": ("cookie_theft", "picture_description")}
 IQ_CATEGORY_LISTS = {"math_prompts": "math", "language_prompts": "language", "logic_prompts": "logic",
                      "factual_prompts": "factual", "creativity_prompts": "creativity"}
 IQ_LIST = "iq_prompts_it"

@@ -68,9 +68,11 @@ class SamplingSettings:
     def __post_init__(self) -> None:
         require_count("max_new_tokens", self.max_new_tokens)
         if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0 (use do_sample=false for greedy decoding), got {self.temperature}")
+            raise ValueError("temperature must be > 0 (use do_sample=false for greedy decoding), "
+                             f"got {self.temperature}")
         if self.top_k < 0 or not 0 < self.top_p <= 1:
-            raise ValueError(f"top_k must be >= 0 (0 = off) and top_p in (0, 1] (1 = off); got {self.top_k}, {self.top_p}")
+            raise ValueError("top_k must be >= 0 (0 = off) and top_p in (0, 1] (1 = off); "
+                             f"got {self.top_k}, {self.top_p}")
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,8 @@ class RunSettings:
         require_count("n_rep", self.n_rep)
         require_count("max_batch_size", self.max_batch_size)
         if not isinstance(self.units_per_batch, int) or self.units_per_batch < 0:
-            raise ValueError(f"units_per_batch must be an integer >= 0 (0 = as many as fit), got {self.units_per_batch!r}")
+            raise ValueError("units_per_batch must be an integer >= 0 (0 = as many as fit), "
+                             f"got {self.units_per_batch!r}")
 
 
 def require_count(name: str, value: object) -> None:

@@ -28,7 +28,8 @@ GEMMA3_CHAT_TEMPLATE = (
     "<start_of_turn>{{ role }}\n"
     "{% if message['content'] is string %}{{ message['content'] | trim }}"
     "{% else %}{% for item in message['content'] %}"
-    "{% if item['type'] == 'image' %}<start_of_image>{% elif item['type'] == 'text' %}{{ item['text'] | trim }}{% endif %}"
+    "{% if item['type'] == 'image' %}<start_of_image>"
+    "{% elif item['type'] == 'text' %}{{ item['text'] | trim }}{% endif %}"
     "{% endfor %}{% endif %}<end_of_turn>\n{% endfor %}"
     "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
 )

@@ -120,7 +120,8 @@ def permute(weight: torch.Tensor, level: float, generator: torch.Generator) -> N
     if level == 0:
         return
     flat = weight.reshape(-1)
-    weight.copy_(_permute_selected(flat, _selected(weight, level, generator, flat.numel()), generator).view(weight.shape))
+    weight.copy_(_permute_selected(flat, _selected(weight, level, generator, flat.numel()),
+                                   generator).view(weight.shape))
 
 
 METHODS: dict[str, Method] = {

@@ -45,7 +45,8 @@ class LoadedModel:
     @property
     def has_vision(self) -> bool:
         """True when the model and processor take images."""
-        return hasattr(self.processor, "image_processor") and getattr(self.model.config, "vision_config", None) is not None
+        return (hasattr(self.processor, "image_processor")
+                and getattr(self.model.config, "vision_config", None) is not None)
 
 
 def model_name(spec: str) -> str:
@@ -145,7 +146,8 @@ def _load_random(spec: str, dtype: torch.dtype, device: torch.device) -> LoadedM
     architecture = spec[len(RANDOM_PREFIX):]
     model = random_models.build_random_model(architecture, dtype, device)
     processor = random_models.random_processor(architecture)
-    source = {"source": "random", "weights": f"random N(0, initializer_range), seed {random_models.RANDOM_WEIGHTS_SEED}"}
+    source = {"source": "random",
+              "weights": f"random N(0, initializer_range), seed {random_models.RANDOM_WEIGHTS_SEED}"}
     return LoadedModel(model, processor, model_name(spec), source)
 
 

@@ -2,7 +2,8 @@
 
 `random:gemma-3-4b-it` has the compute and memory of the real Gemma-3-4b-it (text and vision) for
 benchmarks and dry runs; `random:tiny-gemma3` is a tiny multimodal Gemma 3 for fast image-path
-tests; `random:gemma-3-270m` is the embedded model's architecture (its config also serves dry runs). Both use the real Gemma 3 tokenizer and chat format. Weights are drawn from generators
+tests; `random:gemma-3-270m` is the embedded model's architecture (its config also serves dry runs).
+Both use the real Gemma 3 tokenizer and chat format. Weights are drawn from generators
 seeded by parameter name, so the same spec gives the same model everywhere.
 """
 

@@ -38,7 +38,8 @@ from degrader.seeding import repetition_seed  # noqa: E402
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", help="model spec (default: google/gemma-3-4b-it if it loads, else random:gemma-3-4b-it)")
+    parser.add_argument("--model",
+                        help="model spec (default: google/gemma-3-4b-it if it loads, else random:gemma-3-4b-it)")
     parser.add_argument("--group", default="mlp_only")
     parser.add_argument("--method", default="mult_gauss")
     parser.add_argument("--levels", type=float, nargs="+", default=[0.1, 0.3])
@@ -50,7 +51,8 @@ def parse_args() -> argparse.Namespace:
                         "queries through the split-KV kernel on CUDA; degrader_sdpa = the same through SDPA; sdpa = "
                         "transformers' own)")
     parser.add_argument("--compile-mode", default="reduce-overhead", help="torch.compile mode of the decode step")
-    parser.add_argument("--full", action="store_true", help="also run the full dreams_it (5 levels x 10 reps), rep-batched")
+    parser.add_argument("--full", action="store_true",
+                        help="also run the full dreams_it (5 levels x 10 reps), rep-batched")
     parser.add_argument("--also", nargs="*", default=[], help="more groups to time rep-batched on the same workload")
     parser.add_argument("--skip-per-unit", action="store_true", help="skip path (b)")
     parser.add_argument("--naive-only", action="store_true", help="time (a) only (a baseline for an earlier run)")
@@ -90,7 +92,8 @@ def naive_unit(worker: ModelWorker, unit: Unit, inputs: dict) -> tuple[float, fl
     """The original loop for one unit: restore + degrade, then eager `generate` with a dynamic cache."""
     cfg, model, baseline = worker.config, worker.loaded.model, worker.weights.baseline
     lesion = timed(lambda: (baseline.restore(),
-                            baseline.degrade(cfg.degradation_method, unit.level, repetition_seed(cfg.seed, unit.repeat_index))))
+                            baseline.degrade(cfg.degradation_method, unit.level,
+                                             repetition_seed(cfg.seed, unit.repeat_index))))
     generation = timed(lambda: model.generate(**inputs, do_sample=True, temperature=cfg.temperature, top_k=cfg.top_k,
                                               top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
                                               min_new_tokens=cfg.max_new_tokens))
@@ -138,7 +141,8 @@ def time_path(name: str, worker: ModelWorker, units: list[Unit], steps: int, lim
     rows = worker.prompt_batch_size * worker.units_per_batch
     # the limit of the batch shape decoded (padding blocks of a short last batch included)
     result = summarize(name, timings, [len(g) * worker.prompt_batch_size for g in groups], steps, limit_at(rows))
-    return {**result, "reps_per_batch": worker.units_per_batch, "rows_per_batch": rows, "compile_and_first_batch_s": round(first, 1),
+    return {**result, "reps_per_batch": worker.units_per_batch, "rows_per_batch": rows,
+            "compile_and_first_batch_s": round(first, 1),
             "copies_per_rep_gib": round(worker.weights.baseline.nbytes / 2**30, 3) if worker.weights.stacks else 0.0,
             "peak_memory_gib": peak_gib()}
 
@@ -163,7 +167,8 @@ def bandwidth_limit(worker: ModelWorker, rows: int, sequence: int) -> tuple[floa
     copies of a rep-batched group included) and the mean KV cache."""
     model = worker.loaded.model
     weights = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if not is_vision(n))
-    weights += worker.weights.baseline.nbytes * (worker.units_per_batch - 1)  # each unit's copies of the group (none per-unit)
+    # each unit's copies of the group (none per-unit)
+    weights += worker.weights.baseline.nbytes * (worker.units_per_batch - 1)
     kv = memory.kv_bytes_per_token(model.config, model.dtype.itemsize) * rows * sequence / 2
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (smoke test only)"
     bandwidth = memory.datasheet_bandwidth(name)
@@ -184,7 +189,8 @@ def main() -> None:
     sequence = bucket(worker.prompts.length) + config.max_new_tokens
     limit, gpu, bandwidth = bandwidth_limit(worker, worker.prompt_batch_size, sequence)
     steps = config.max_new_tokens
-    report = {"gpu": gpu, "model": spec, "dtype": str(worker.loaded.model.dtype), "prompts_per_batch": worker.prompt_batch_size,
+    report = {"gpu": gpu, "model": spec, "dtype": str(worker.loaded.model.dtype),
+              "prompts_per_batch": worker.prompt_batch_size,
               "attention": worker.loaded.model.config._attn_implementation, "compile_mode": args.compile_mode,
               "prompt_length": worker.prompts.length, "new_tokens": steps, "load_s": round(load_s, 1),
               "bandwidth_limit_tokens_per_s": round(limit), "datasheet_bandwidth": bandwidth,
@@ -211,23 +217,26 @@ def main() -> None:
     worker.prepare(config.replace(units_per_batch=args.units_per_batch))
     results["rep_batched"] = rep = time_path("ModelActor path, rep-batched", worker, units, steps, limit_at)
     save()
-    estimate = memory.estimate(worker.loaded.model.config, worker.loaded.model.dtype, worker.prompt_batch_size, sequence)
+    estimate = memory.estimate(worker.loaded.model.config, worker.loaded.model.dtype, worker.prompt_batch_size,
+                               sequence)
     report["dry_run_estimate_gib_one_rep"] = round(estimate.total / 2**30, 2)
     for base in ("naive", "per_unit"):
         if base in results:
             rep[f"speedup_over_{base}"] = round(rep["tokens_per_s"] / results[base]["tokens_per_s"], 1)
     if "naive" in results and "per_unit" in results:
-        results["per_unit"]["speedup_over_naive"] = round(results["per_unit"]["tokens_per_s"] / results["naive"]["tokens_per_s"], 1)
+        results["per_unit"]["speedup_over_naive"] = round(results["per_unit"]["tokens_per_s"]
+                                                          / results["naive"]["tokens_per_s"], 1)
     if args.full:
-        full = [Unit(level, r, tuple(range(len(config.prompts)))) for level in config.levels for r in range(config.n_rep)]
+        full = [Unit(level, r, tuple(range(len(config.prompts))))
+                for level in config.levels for r in range(config.n_rep)]
         results["full_dreams_it"] = time_path(f"full dreams_it, {len(full)} units, rep-batched", worker, full, steps,
                                               limit_at)
         save()
     for group in args.also:
         worker.prepare(config.replace(param_group_name=group, units_per_batch=args.units_per_batch))
         units_r = [Unit(args.levels[0], r, tuple(range(len(config.prompts)))) for r in range(config.n_rep)]
-        results[f"rep_batched_{group}"] = time_path(f"{group}, rep-batched, {len(units_r)} repetitions", worker, units_r,
-                                                    steps, limit_at)
+        results[f"rep_batched_{group}"] = time_path(f"{group}, rep-batched, {len(units_r)} repetitions", worker,
+                                                    units_r, steps, limit_at)
         save()
     print(json.dumps(report, indent=1))
     save()

@@ -66,7 +66,8 @@ def estimate(rate: float, gpus: int) -> dict:
     judgments = DREAMS_IT_RECORDS * per_record
     per_gpu = rate / max(gpus, 1)
     return {"dreams_it_records": DREAMS_IT_RECORDS, "families_per_record": per_record, "dreams_it_judgments": judgments,
-            "hours_1_gpu": round(judgments / per_gpu / 3600, 2), "hours_4_gpus": round(judgments / (4 * per_gpu) / 3600, 2),
+            "hours_1_gpu": round(judgments / per_gpu / 3600, 2),
+            "hours_4_gpus": round(judgments / (4 * per_gpu) / 3600, 2),
             "assumes": "linear scaling over GPUs (one independent actor each) and this run's reply lengths"}
 
 

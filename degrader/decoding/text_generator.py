@@ -91,7 +91,8 @@ class TextGenerator:
             if rows == 1:
                 raise
         # outside the except block, so the failed attempt's tensors are freed first
-        logger.warning("CUDA out of memory with %d judge prompts of %d tokens: %d rows per batch", rows, length, rows // 2)
+        logger.warning("CUDA out of memory with %d judge prompts of %d tokens: %d rows per batch", rows, length,
+                       rows // 2)
         self.rows[(length, params.max_new_tokens)] = rows // 2
         self.decoders.pop((rows, length, params.max_new_tokens), None)
         torch.cuda.empty_cache()
@@ -106,6 +107,7 @@ class TextGenerator:
     def _decoder(self, rows: int, length: int, params: SamplingParams) -> StaticDecoder:
         key = (rows, length, params.max_new_tokens)
         if key not in self.decoders:
-            self.decoders[key] = StaticDecoder(self.loaded.model, rows, length, params, compile=self.compile_mode is not None,
+            self.decoders[key] = StaticDecoder(self.loaded.model, rows, length, params,
+                                               compile=self.compile_mode is not None,
                                                mode=self.compile_mode or "reduce-overhead")
         return self.decoders[key]

@@ -58,7 +58,8 @@ def print_plan(config: ExperimentConfig, request: LaunchRequest) -> int:
         f"from {config.prompts_file or 'the built-in set'})",
         f"model           {model_name(config.model_name)} ({type(architecture).__name__}, {str(dtype)[6:]})",
         f"lesion          {config.degradation_method} on {config.param_group_name}, levels {config.levels}",
-        f"repetitions     {config.n_rep} (seeds {repetition_seed(config.seed, 0)}..{repetition_seed(config.seed, config.n_rep - 1)})",
+        f"repetitions     {config.n_rep} (seeds {repetition_seed(config.seed, 0)}.."
+        f"{repetition_seed(config.seed, config.n_rep - 1)})",
         f"records         {total_records(config)} in all, {sum(len(u.prompt_ids) for u in units)} missing "
         f"in {len(units)} units",
         f"output          {path}",

@@ -70,7 +70,8 @@ def existing_records(path: Path) -> list[dict]:
             record_key(record)
         except (KeyError, TypeError) as error:
             raise PreflightError(f"{path} is not a results file (record {index + 1} has no field {error}); it was "
-                                 "left untouched: move it aside, choose another --results-dir, or use --force") from None
+                                 "left untouched: move it aside, choose another --results-dir, "
+                                 "or use --force") from None
     return records
 
 
@@ -85,7 +86,8 @@ def missing_records(config: ExperimentConfig, results_dir: Path, force: bool) ->
 
 def warn_if_disk_short(configs: list[ExperimentConfig], results_dir: Path, missing: list[int]) -> None:
     """Warn (not refuse: the estimate is rough) when the free space looks short for the run's records."""
-    needed = sum(n * (BYTES_PER_RECORD + BYTES_PER_TOKEN * c.max_new_tokens) for c, n in zip(configs, missing, strict=True))
+    needed = sum(n * (BYTES_PER_RECORD + BYTES_PER_TOKEN * c.max_new_tokens)
+                 for c, n in zip(configs, missing, strict=True))
     needed *= COPIES_ON_DISK
     free = shutil.disk_usage(results_dir).free
     if needed > free:

@@ -105,7 +105,8 @@ class ResultStore:
         self.records, self.keys = list(by_key.values()), set(by_key)
         if self.conflicts:
             self._keep_conflicts()
-        if self.conflicts or len(self.records) < len(existing) or (self.journal.exists() and self.journal.stat().st_size):
+        if (self.conflicts or len(self.records) < len(existing)
+                or (self.journal.exists() and self.journal.stat().st_size)):
             self.compact()
 
     def _keep_conflicts(self) -> None:

@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # configs builds on degrader: only type checkers may read it 
 __all__ = ["ModelWorker", "UnitReport", "sampling_params"]
 logger = logging.getLogger(__name__)
 Emit = Callable[[list[dict]], None]
-WARM_UP_STEPS = 4  # 3 calls of the compiled step: "reduce-overhead" compiles on the first, records its CUDA graph by the third
+# 3 calls of the compiled step: "reduce-overhead" compiles on the first, records its CUDA graph by the third
+WARM_UP_STEPS = 4
 
 
 def sampling_params(config: ExperimentConfig, ignore_eos: bool) -> SamplingParams:
@@ -91,7 +92,8 @@ class ModelWorker:
         Decoders and the prompts per batch are kept while the prompts and sampling settings stay the same.
         """
         if config.model != self.config.model:
-            raise ValueError(f"a variant must use the same loaded model ({self.config.model} fixed, got {config.model})")
+            raise ValueError("a variant must use the same loaded model "
+                             f"({self.config.model} fixed, got {config.model})")
         same_prompts = self.prompts is not None and config.decoding_key() == self.config.decoding_key()
         params, self.config = sampling_params(config, self.params.ignore_eos), config
         if self.loaded is None:
@@ -157,7 +159,8 @@ class ModelWorker:
         return self._run_batch(units, emit, lesion=False)
 
     def _run_batch(self, units: list[Unit], emit: Emit | None, lesion: bool) -> list[UnitReport]:
-        """The first units that fit: stacks, lesion, perplexity, then the prompts batch by batch (`emit` None: a warm-up).
+        """The first units that fit: stacks, lesion, perplexity, then the prompts batch by batch
+        (`emit` None: a warm-up).
 
         The one out-of-memory loop: each pass is one step, the plan says what a failed step halves; records
         already sent by a batch that starts again are deduplicated by the writer."""

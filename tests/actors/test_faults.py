@@ -348,7 +348,8 @@ def test_nothing_to_do_starts_no_ray_and_leaves_the_output_byte_identical(tmp_pa
     complete_output(output_path(config, results), config)
     before = snapshot(results)
     child = subprocess.run([sys.executable, str(ROOT / "scripts" / "launch.py"), *args, "--results-dir", str(results),
-                            "--logs-dir", str(tmp_path / "logs")], capture_output=True, text=True, timeout=180, check=False)
+                            "--logs-dir", str(tmp_path / "logs")], capture_output=True, text=True, timeout=180,
+                           check=False)
     assert child.returncode == 0, child.stderr
     assert "nothing to do" in child.stderr and "Ray dashboard" not in child.stderr
     assert snapshot(results) == before

@@ -66,7 +66,8 @@ def test_local_judge_stores_raw_replies_as_unparsed_and_resumes(ray_cluster, res
     expected = {}
     for start in range(0, len(order), BATCH):
         batch = order[start: start + BATCH]
-        for i, generation in zip(batch, eager_worker.generate_texts([prompts[i] for i in batch], NEW_TOKENS), strict=True):
+        for i, generation in zip(batch, eager_worker.generate_texts([prompts[i] for i in batch], NEW_TOKENS),
+                                 strict=True):
             expected[(requests[i].family.name, requests[i].record["prompt_text"])] = generation.text
     by_request = {(j["family"], r["prompt_text"]): j["raw_reply"] for j in judgments
                   for r in read_records(results_file) if j["record_key"] == record_key(r)}

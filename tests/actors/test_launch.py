@@ -106,7 +106,8 @@ def test_sigkill_of_the_driver_then_the_same_command_finishes_the_run(tmp_path):
     journal = output.with_name(output.name + ".journal")
     lock = output.with_name(output.name + ".lock")
     first = launch(tmp_path, *RUN)
-    wait_for(lambda: lock.exists() and lock.read_text().startswith("launch pid"), what="first launch to lock its output")
+    wait_for(lambda: lock.exists() and lock.read_text().startswith("launch pid"),
+             what="first launch to lock its output")
 
     code, text = finish(launch(tmp_path, *RUN), timeout=180)  # a concurrent launch of the same output
     assert code == 1 and "another launch is writing" in text and f"launch pid {first.pid} on " in text

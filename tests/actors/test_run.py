@@ -113,9 +113,11 @@ def test_a_sweep_writes_one_resumable_file_per_variant_from_one_model_load(ray_c
         "outputs_mult_gauss_embedded-gemma-3-270m_2025_05_20_dreams_gauss_attn.json",
         "outputs_ablation_embedded-gemma-3-270m_2025_05_20_dreams_ablation_attn.json",
         "outputs_mult_gauss_embedded-gemma-3-270m_iq_sample.json"]
-    for path, method, task in zip(paths, ("mult_gauss", "ablation", "mult_gauss"), ("dreams", "dreams", "iq"), strict=True):
+    for path, method, task in zip(paths, ("mult_gauss", "ablation", "mult_gauss"), ("dreams", "dreams", "iq"),
+                                  strict=True):
         records = records_of(path)
-        assert len(records) == 12 and {(r["degradation_method"], r["prompt_group"]) for r in records} == {(method, task)}
+        assert len(records) == 12 and {(r["degradation_method"], r["prompt_group"])
+                                       for r in records} == {(method, task)}
     log = (tmp_path / "run.log").read_text()
     assert log.count("loaded embedded:gemma-3-270m") == 1
     assert "variant 2025_05_20_dreams_ablation_attn: ablation on attn_only" in log

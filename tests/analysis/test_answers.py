@@ -16,7 +16,8 @@ from analysis.registry import get_metric
 from configs.prompts import IQ_PROMPTS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "iq_outputs.toml"
-SAMPLE = Path(__file__).parents[2] / "results" / "samples" / "outputs_mult_gauss_embedded-gemma-3-270m_2025_05_04_IQ.json"
+SAMPLE = (Path(__file__).parents[2] / "results" / "samples"
+          / "outputs_mult_gauss_embedded-gemma-3-270m_2025_05_04_IQ.json")
 CASES = tomllib.loads(FIXTURES.read_text())["case"]
 
 
@@ -52,7 +53,8 @@ def print_agreement(title: str, cases: list[dict]) -> tuple[dict, dict, list]:
     print(f"\n{title}\n{'category':<14}{'cases':>6}{'new':>8}{'old':>8}")
     for name, (agree, total) in sorted(new_table.items(), key=lambda item: item[0] == "overall"):
         print(f"{name:<14}{total:>6}{agree / total:>8.2f}{old_table[name][0] / total:>8.2f}")
-    misses = [(c["category"], c["output"], verdict) for c, verdict in zip(cases, new, strict=True) if verdict != expected(c)]
+    misses = [(c["category"], c["output"], verdict) for c, verdict in zip(cases, new, strict=True)
+              if verdict != expected(c)]
     return new_table, old_table, misses
 
 
@@ -152,7 +154,8 @@ def test_markup_options_and_echo_by_hand():
     assert echo == [True, True, False]
     assert prompt_options("Which word does not belong: apple, banana, carrot, grape?") == {
         "apple", "banana", "carrot", "grape"}
-    assert {"Tom", "Sam", "Ben"} <= prompt_options("Tom is taller than Sam. Sam is taller than Ben. Who is the shortest?")
+    assert {"Tom", "Sam", "Ben"} <= prompt_options("Tom is taller than Sam. Sam is taller than Ben. "
+                                                   "Who is the shortest?")
 
 
 def test_registered_metric():
@@ -172,7 +175,8 @@ def test_committed_sample_at_sigma_zero():
     new = [score_answer(r["output"], r["answer_key"], r["prompt_text"]) for r in records]
     print(f"\nscoring speed: {1000 * (time.perf_counter() - start) / len(records):.1f} ms per output")
     print(f"sample sigma 0: {len(records)} keyed outputs; old credits {sum(old)}, new {sum(new)}; "
-          f"old-only {sum(o and not n for o, n in zip(old, new, strict=True))}, new-only {sum(n and not o for o, n in zip(old, new, strict=True))}")
+          f"old-only {sum(o and not n for o, n in zip(old, new, strict=True))}, "
+          f"new-only {sum(n and not o for o, n in zip(old, new, strict=True))}")
     for record, o, n in zip(records, old, new, strict=True):
         if o != n:
             print(f"  old={o} new={n} key={record['answer_key']!r} output={record['output'][:90]!r}")

@@ -33,10 +33,12 @@ def test_summarize_writes_tables_figures_and_one_self_contained_html(tmp_path, c
     assert len(list((tmp_path / "results").glob("*.metrics.csv"))) == 3  # one cached table per results file
     for name in TABLES:
         text = (out / f"{name}.md").read_text()
-        assert (out / f"{name}.csv").stat().st_size > 100 and text.startswith("> some cells have only 2 repetition(s) with a value: cu_balance")
+        assert (out / f"{name}.csv").stat().st_size > 100 and text.startswith("> some cells have only 2 repetition(s) "
+                                                                              "with a value: cu_balance")
         assert "\n| metric |" in text or "\n| model_name |" in text
     vulnerability = pd.read_csv(out / "vulnerability.csv", index_col=0)
-    assert list(vulnerability.columns) == [f"{t} mult_gauss attn_only (sigma)" for t in ("iq", "dreams", "cookie_theft")]
+    assert list(vulnerability.columns) == [f"{t} mult_gauss attn_only (sigma)"
+                                           for t in ("iq", "dreams", "cookie_theft")]
     assert {"tokens", "distinct_1", "repetition"} <= set(vulnerability.index)
     with open(out / "level_stats.csv", encoding="utf-8") as handle:
         levels = list(csv.DictReader(handle))
@@ -46,8 +48,10 @@ def test_summarize_writes_tables_figures_and_one_self_contained_html(tmp_path, c
     page = (out / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(images) == 4 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
-    assert page.count("<details><summary>") == 2  # level_stats and trends (over 40 rows) folded, the overview tables not
-    assert "<h2>Methods</h2>" in page and "Cohen&#x27;s d" in page and page.count("<table") == len(TABLES) + 1  # + iq_accuracy
+    # level_stats and trends (over 40 rows) folded, the overview tables not
+    assert page.count("<details><summary>") == 2
+    assert ("<h2>Methods</h2>" in page and "Cohen&#x27;s d" in page
+            and page.count("<table") == len(TABLES) + 1)  # + iq_accuracy
     printed = capsys.readouterr().out
     assert "| metric | iq mult_gauss attn_only (sigma) |" in printed
     # the sample has 5 repetitions; cu_balance has a value only where some unit was named
@@ -121,7 +125,8 @@ def test_judged_metrics_reach_the_statistics_and_two_judges_need_a_choice(tmp_pa
     assert "pick one with --judge" in capsys.readouterr().err
     assert summarize_main([dreams, "--out", str(out), "--resamples", "99", "--workers", "1",
                            "--judge", "local:other"]) == 0  # the spec, as judge.py takes it
-    assert pd.read_csv(out / "vulnerability.csv", index_col=0).loc["judge_coherence"].iloc[0] == "not reached"  # constant
+    assert (pd.read_csv(out / "vulnerability.csv", index_col=0).loc["judge_coherence"].iloc[0]
+            == "not reached")  # constant
 
 
 def test_a_corrupt_results_file_is_one_line_for_summarize_and_metrics(tmp_path, capsys):

@@ -26,13 +26,15 @@ def frame_of(values: dict[float, list[list[float]]], metric: str = "repetition",
     rows = [{"key": f"{level}-{rep}-{prompt}", "model_name": "m", "prompt_group": task, "degradation_method": method,
              "param_group_name": "attn_only", "level_value": level, "repeat_index": rep, "prompt_id": prompt,
              "prompt_category": "c", metric: value}
-            for level, reps in values.items() for rep, prompts in enumerate(reps) for prompt, value in enumerate(prompts)]
+            for level, reps in values.items() for rep, prompts in enumerate(reps)
+            for prompt, value in enumerate(prompts)]
     return pd.DataFrame(rows)
 
 
 # Repetition means 1, 2, 3 at the control (SD 1); +0.5 and +1 at the two levels: d = 0.5 and 1.0 by hand.
 # Each repetition's two prompts straddle its mean, so pooling records instead of repetitions changes d.
-HAND = {0.0: [[0.5, 1.5], [1.5, 2.5], [2.5, 3.5]], 0.5: [[1, 2], [2, 3], [3, 4]], 1.0: [[1.5, 2.5], [2.5, 3.5], [3.5, 4.5]]}
+HAND = {0.0: [[0.5, 1.5], [1.5, 2.5], [2.5, 3.5]], 0.5: [[1, 2], [2, 3], [3, 4]],
+        1.0: [[1.5, 2.5], [2.5, 3.5], [3.5, 4.5]]}
 
 
 def test_cohens_d_and_threshold_by_hand():
@@ -70,7 +72,8 @@ def test_simulated_crossing_matches_a_hand_computation():
     e1, e2 = -by_hand[0.1], -by_hand[0.2]  # distinct_1: a fall is the unhealthy effect
     expected = 0.1 + (0.8 - e1) / (e2 - e1) * 0.1
     trends = trend_stats(frame_of(values, "distinct_1"), levels)
-    print(f"\nsimulated d: {[round(float(by_hand[lv]), 3) for lv in drop]}; threshold {trends['threshold'].iloc[0]:.4f} "
+    print(f"\nsimulated d: {[round(float(by_hand[lv]), 3) for lv in drop]}; "
+          f"threshold {trends['threshold'].iloc[0]:.4f} "
           f"(hand {expected:.4f}, true 0.1 + 0.8 / 1.94 * 0.1 = {0.1 + 0.8 / 1.94 * 0.1:.4f}); "
           f"Spearman rho {trends['spearman_rho'].iloc[0]:.3f}, one-sided p {trends['spearman_p'].iloc[0]:.2e}")
     assert 0.1 < expected < 0.2
@@ -91,7 +94,8 @@ def test_spearman_direction_follows_the_registry():
 def test_uni_quant_damage_order_and_log2_interpolation():
     order = sorted([4, 1024, 0, 64, 16], key=lambda n: damage_coordinate("uni_quant", n))
     assert order == [0, 1024, 64, 16, 4]  # the control first, then damage grows as N falls
-    assert damage_coordinate("mult_gauss", 0.7) == 0.7 and level_at("uni_quant", damage_coordinate("uni_quant", 48)) == 48
+    assert (damage_coordinate("mult_gauss", 0.7) == 0.7
+            and level_at("uni_quant", damage_coordinate("uni_quant", 48)) == 48)
     # crossing between N 64 (e 0.4) and 16 (e 1.2): halfway on log2 N (6 .. 4) is N = 32, not 40
     assert threshold("uni_quant", [0, 64, 16, 4], [0.0, 0.4, 1.2, 3.0]) == (pytest.approx(32), "interpolated")
     # reached at the first quantised level: the control has no log2 N to interpolate from

@@ -68,7 +68,8 @@ def entry(**changes) -> dict:
     ("set.toml", "[[prompts]\n", "is not valid TOML"),
     ("set.json", "[]", "has no prompts"),
     ("set.json", '{"prompt": "What is 2 + 2?"}', "expected a list of prompts"),
-    ("set.json", json.dumps([{k: v for k, v in TWO_IQ[0].items() if k != "category"}]), "missing or empty field 'category'"),
+    ("set.json", json.dumps([{k: v for k, v in TWO_IQ[0].items() if k != "category"}]),
+     "missing or empty field 'category'"),
     ("set.json", json.dumps([entry(prompt="  ")]), "missing or empty field 'prompt'"),
     ("set.json", json.dumps([entry(answer_key="4")]), "unknown field(s) answer_key; fields: task, category, prompt"),
     ("set.json", json.dumps([entry(answer=4)]), "'answer' must be a string"),
@@ -128,7 +129,8 @@ def test_a_prompt_picture_replaces_the_config_picture(tmp_path):
 
 def test_the_original_prompts_py_is_read_in_order_with_categories():
     by_task = load_prompt_file(ORIGINAL)
-    assert [p.text for p in by_task["dreams"]] == [p.text for p in TASK_PROMPTS["dreams"][:2]] + ["Tell me about a dream."]
+    assert [p.text for p in by_task["dreams"]] == ([p.text for p in TASK_PROMPTS["dreams"][:2]]
+                                                   + ["Tell me about a dream."])
     assert {p.category for p in by_task["dreams"]} == {"dream"}
     assert [p.category for p in by_task["iq"]] == ["math", "math", "language", "language", "logic", "factual",
                                                    "factual", "creativity"]
@@ -160,7 +162,8 @@ def test_a_literal_iq_list_takes_its_categories_from_comments(tmp_path):
 
 def test_a_sum_of_category_lists_keeps_its_order(tmp_path):
     path = tmp_path / "prompts.py"
-    path.write_text('math_prompts = ["1 + 1?"]\nlogic_prompts = ["A or B?"]\niq_prompts_it = logic_prompts + math_prompts\n')
+    path.write_text('math_prompts = ["1 + 1?"]\nlogic_prompts = ["A or B?"]\n'
+                    'iq_prompts_it = logic_prompts + math_prompts\n')
     assert [(p.text, p.category) for p in load_prompt_file(path)["iq"]] == [("A or B?", "logic"), ("1 + 1?", "math")]
     path.write_text('math_prompts = ["1 + 1?"]\nlogic_prompts = ["A or B?"]\n')  # no iq_prompts_it: README order
     assert [p.category for p in load_prompt_file(path)["iq"]] == ["math", "logic"]
@@ -192,7 +195,8 @@ def test_launch_refuses_a_bad_prompt_file_before_ray_starts(tmp_path, capsys):
     from scripts.launch import main
 
     iq = write_toml(tmp_path / "iq.toml", TWO_IQ)
-    code = main(["--config", "dreams_it", "--prompts", str(iq), "--results-dir", str(tmp_path / "results"), "--dry-run"])
+    code = main(["--config", "dreams_it", "--prompts", str(iq), "--results-dir", str(tmp_path / "results"),
+                 "--dry-run"])
     assert code == 2 and "config runs task 'dreams'" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
 

@@ -63,7 +63,8 @@ def test_baseline_holds_exactly_the_group(embedded):
     baseline = Baseline(targets)
     assert len(baseline.saved) == 18
     assert baseline.nbytes == sum(t.tensor.numel() * 4 for t in targets)
-    assert all(s.device.type == "cpu" and s.data_ptr() != t.tensor.data_ptr() for s, t in zip(baseline.saved, targets, strict=True))
+    assert all(s.device.type == "cpu" and s.data_ptr() != t.tensor.data_ptr()
+               for s, t in zip(baseline.saved, targets, strict=True))
 
 
 DIGEST_SCRIPT = textwrap.dedent("""

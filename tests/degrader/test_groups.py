@@ -99,7 +99,8 @@ def test_targeted_groups_resolve_to_the_expected_tensors(gemma_4b_meta, name, co
     assert f".language_model.{first}.weight" in targets[0].name and f".language_model.{last}.weight" in targets[-1].name
 
 
-@pytest.mark.parametrize("name,message", [("attn_x[0:2]", "NAME\\[start:stop\\]"), ("attn_v[40:]", "selects none of the 34"),
+@pytest.mark.parametrize("name,message", [("attn_x[0:2]", "NAME\\[start:stop\\]"),
+                                          ("attn_v[40:]", "selects none of the 34"),
                                           ("embed_only[0:3]", "not made of layers"), ("attn_v[0-3]", "unknown")])
 def test_bad_targets_are_clear_errors(gemma_4b_meta, name, message):
     with pytest.raises(ValueError, match=message):

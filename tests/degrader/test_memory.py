@@ -23,4 +23,5 @@ def test_each_repetition_costs_its_copies_and_its_rows():
 
 def test_datasheet_bandwidth_by_gpu_name():
     assert memory.datasheet_bandwidth("NVIDIA H200") == 4.8e12
-    assert memory.datasheet_bandwidth("NVIDIA H100 80GB HBM3") == memory.datasheet_bandwidth("an unknown GPU") == 3.35e12
+    assert (memory.datasheet_bandwidth("NVIDIA H100 80GB HBM3") == memory.datasheet_bandwidth("an unknown GPU")
+            == 3.35e12)

@@ -24,7 +24,8 @@ def test_bad_levels_raise_with_the_rule(method, level):
 
 
 def test_unknown_method_lists_the_registry():
-    with pytest.raises(ValueError, match="ablation, mean_out, mult_gauss, permute, shuffle_cols, shuffle_rows, uni_quant"):
+    with pytest.raises(ValueError,
+                       match="ablation, mean_out, mult_gauss, permute, shuffle_cols, shuffle_rows, uni_quant"):
         get_method("gaussian")
 
 

@@ -10,7 +10,8 @@ def test_records_name_the_model_that_ran(embedded, tiny_multimodal):
     assert tiny_multimodal.name == "random:tiny-gemma3" and tiny_multimodal.has_vision
 
 
-@pytest.mark.parametrize("spec,clean", [("google/gemma-3-4b-it", "gemma-3-4b-it"), ("embedded", "embedded-gemma-3-270m"),
+@pytest.mark.parametrize("spec,clean", [("google/gemma-3-4b-it", "gemma-3-4b-it"),
+                                        ("embedded", "embedded-gemma-3-270m"),
                                         ("random:gemma-3-4b-it", "random-gemma-3-4b-it")])
 def test_output_file_model_names(spec, clean):
     assert model_name_clean(spec) == clean
@@ -21,7 +22,8 @@ def test_local_folder_spec(tmp_path):
     assert model_name_clean(str(tmp_path)) == tmp_path.name
 
 
-@pytest.mark.parametrize("spec,message", [("random:gemma-9", "random:gemma-3-4b-it"), ("./no/such/folder", "does not exist")])
+@pytest.mark.parametrize("spec,message", [("random:gemma-9", "random:gemma-3-4b-it"),
+                                          ("./no/such/folder", "does not exist")])
 def test_bad_specs_fail_before_loading(spec, message):
     with pytest.raises(ValueError, match=message):
         check_spec(spec)
@@ -34,7 +36,8 @@ def test_4bit_on_cpu_is_a_clear_error():
 
 def test_random_weights_are_the_same_every_time(tiny_multimodal):
     again = load_model("random:tiny-gemma3", dtype="float32", device="cpu")
-    for (name, first), (_, second) in zip(tiny_multimodal.model.named_parameters(), again.model.named_parameters(), strict=True):
+    for (name, first), (_, second) in zip(tiny_multimodal.model.named_parameters(), again.model.named_parameters(),
+                                          strict=True):
         assert first.equal(second), name
 
 

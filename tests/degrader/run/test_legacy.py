@@ -21,7 +21,8 @@ from degrader.run.store import CorruptOutputError, ResultStore, read_records
 from tests.actors.conftest import records_of, small_config
 from tests.conftest import ROOT
 
-FIXTURE = Path(__file__).parents[2] / "actors" / "fixtures" / "outputs_mult_gauss_embedded-gemma-3-270m_2025_05_20_dreams.json"
+FIXTURE = (Path(__file__).parents[2] / "actors" / "fixtures"
+           / "outputs_mult_gauss_embedded-gemma-3-270m_2025_05_20_dreams.json")
 SMALL = ["--config", "dreams_it", "--gpus", "0", "--model", "embedded", "--max-prompts", "2", "--set", "n_rep=2",
          "--set", "max_new_tokens=4", "--set", "degradation_method=mult_gauss", "--set", "min_deg=0",
          "--set", "max_deg=0.6", "--set", "deg_steps=2"]

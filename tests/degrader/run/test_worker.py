@@ -65,7 +65,8 @@ def test_rep_batched_units_give_the_per_unit_records(monkeypatch, oom_above):
         config = small_config("max_prompts=5", "n_rep=3", "max_new_tokens=8", f"units_per_batch={reps}")
         worker = ModelWorker(config, torch.device("cpu"), "test")
         worker.load()
-        assert (worker.max_units, worker.units_per_batch) == (reps, 1)  # stacks come with the first batch that needs them
+        # stacks come with the first batch that needs them
+        assert (worker.max_units, worker.units_per_batch) == (reps, 1)
         emitted = []
         reports = worker.run_units(units[:1], emitted.extend) + worker.run_units(units[1:], emitted.extend)
         assert worker.units_per_batch == min(reps, 2)
