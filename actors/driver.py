@@ -25,7 +25,7 @@ from degrader.run.options import LaunchOptions
 from degrader.run.plan import Unit, missing_units, output_path, total_records
 from degrader.run.store import StoreWriteError
 
-__all__ = ["batch_sizes", "local_pin", "run_experiment", "run_sweep", "take_batch"]
+__all__ = ["batch_sizes", "local_pin", "run_experiment", "run_order", "run_sweep", "take_batch"]
 logger = logging.getLogger(__name__)
 MAX_UNIT_FAILURES = 3
 SINK_NAME = "LogSink"  # ModelActors look the run's log sink up by this name (a handle would go into the object store)
@@ -42,11 +42,25 @@ def run_sweep(configs: list[ExperimentConfig], options: LaunchOptions) -> list[d
         str(options.log_path) if options.log_path else None)
     fleet = ActorFleet(options, SINK_NAME)  # started by the first variant with work
     started = options.started if options.started is not None else time.monotonic()
+    order = run_order(configs)
+    if order != sorted(order):
+        logger.info("variants run grouped by task and parameter group, so that actors keep their unit stacks and "
+                    "compiled decoders between them: %s", ", ".join(configs[i].name_suffix for i in order))
     try:
-        return [_run_variant(config, options, fleet, started) for config in configs]
+        summaries = {i: _run_variant(configs[i], options, fleet, started) for i in order}
+        return [summaries[i] for i in range(len(configs))]
     finally:
         fleet.kill()  # so GPUs and actor names are free again
         ray.kill(sink, no_restart=True)
+
+
+def run_order(configs: list[ExperimentConfig]) -> list[int]:
+    """The order the variants run in: those of one task and parameter group one after another, groups in the
+    order they first appear. A variant of the group an actor holds reuses its stacks and compiled decoder."""
+    first: dict[tuple[str, str], int] = {}
+    for config in configs:
+        first.setdefault((config.config_name, config.param_group_name), len(first))
+    return sorted(range(len(configs)), key=lambda i: first[configs[i].config_name, configs[i].param_group_name])
 
 
 def _run_variant(config: ExperimentConfig, options: LaunchOptions, fleet: ActorFleet, started: float) -> dict:

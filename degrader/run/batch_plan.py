@@ -91,11 +91,12 @@ class BatchPlan:
         self.max_prompts = self.prompts = cap
 
     def size_units(self, model, requested: int, n_units: int, sequence: int, unit_bytes: int,
-                   unsupported: str | None) -> None:
+                   unsupported: str | None, held_units: int = 0) -> None:
         """Units per batch at most: `requested` (0 = auto), `n_units`, and what fits in memory.
 
         `sequence`: prompt and new tokens of one row; `unit_bytes`: what each unit's copies of the group take;
-        `unsupported`: why the group cannot be rep-batched (None when it can)."""
+        `unsupported`: why the group cannot be rep-batched (None when it can); `held_units`: units whose copies
+        and rows are allocated already and may be used again (stacks kept from the last variant)."""
         if requested == 1 or n_units == 1 or unsupported is not None:
             if unsupported is not None and requested != 1:
                 logger.info("one unit per batch: %s", unsupported)
@@ -103,7 +104,8 @@ class BatchPlan:
         elif self.device.type != "cuda":  # no memory to share out on the CPU; explicit requests only
             self.max_units = memory.planned_units(n_units, requested, fits=requested or 1)
         else:
-            fits = memory.max_units(model.config, model.dtype, self._free(), sequence, self.prompts, unit_bytes)
+            fits = held_units + memory.max_units(model.config, model.dtype, self._free(), sequence, self.prompts,
+                                                 unit_bytes)
             self.max_units = memory.planned_units(n_units, requested, fits)
 
     def _free(self) -> int:

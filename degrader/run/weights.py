@@ -26,6 +26,7 @@ class WeightState:
         self.baseline: Baseline | None = None  # the group's clean tensors, on the CPU
         self.stacks: UnitStacks | None = None  # per-unit copies of the group while rep-batching
         self.generation = 0  # counts the installs and removals of stacks: which modules the model runs
+        self.unsupported: str | None = None  # why the group cannot be rep-batched, read before any stacks
 
     @property
     def units_per_batch(self) -> int:
@@ -38,10 +39,21 @@ class WeightState:
         if self.baseline is not None:
             self.baseline.restore()
         self.baseline = Baseline(targets)
+        self.unsupported = unsupported_reason(self.model, targets)  # installed stacks would hide the modules
+
+    def keep(self, most_units: int) -> None:
+        """Keep the group for the next variant: its baseline, and its stacks while they hold at most `most_units`.
+
+        The live weights are restored (the per-unit path degrades them in place); the copies are made again
+        from them at every lesion, so stacks kept from the last variant are as good as new ones, and what
+        was built on them (compiled decoders) stays valid."""
+        if self.units_per_batch > most_units:
+            self.drop()
+        self.baseline.restore()
 
     def unsupported_reason(self) -> str | None:
         """Why the group cannot be rep-batched (None when it can)."""
-        return unsupported_reason(self.model, self.baseline.targets)
+        return self.unsupported
 
     def fit(self, units: int) -> None:
         """Stacks for `units` units; kept when the installed ones hold as many or more (so 1 needs none).

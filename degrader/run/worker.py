@@ -88,22 +88,30 @@ class ModelWorker:
     def prepare(self, config: ExperimentConfig) -> None:
         """Switch to `config`, a variant for the same model (group, method, levels, task), without reloading.
 
-        The previous variant's baseline is restored first, so the new one is taken from clean weights.
-        Decoders and the prompts per batch are kept while the prompts and sampling settings stay the same.
+        The previous variant's baseline is restored first, so the new one is taken from clean weights. A variant
+        of the same group keeps the group's unit stacks, and so the decoders compiled for them (no new compile);
+        decoders and the prompts per batch are kept while the prompts and sampling settings stay the same.
         """
         if config.model != self.config.model:
             raise ValueError("a variant must use the same loaded model "
                              f"({self.config.model} fixed, got {config.model})")
         same_prompts = self.prompts is not None and config.decoding_key() == self.config.decoding_key()
+        same_group = self.weights is not None and self.weights.baseline is not None and (
+            config.param_group_name == self.config.param_group_name)
         params, self.config = sampling_params(config, self.params.ignore_eos), config
         if self.loaded is None:
             return  # load() prepares it
-        self.weights.switch(resolve_group(self.loaded.model, config.param_group_name))
+        if not same_group:
+            self.weights.switch(resolve_group(self.loaded.model, config.param_group_name))
         if not (same_prompts and params == self.params):
             self.params, self.prompts = params, PromptSet.of(self.loaded, config)
             self.plan.size_prompts(self.loaded.model, config, self.prompts.length)
+        # stacks kept from the last variant hold memory that is this variant's to use again
         self.plan.size_units(self.loaded.model, config.units_per_batch, total_units(config), self._sequence(),
-                             self.weights.baseline.nbytes, self.weights.unsupported_reason())
+                             self.weights.baseline.nbytes, self.weights.unsupported_reason(),
+                             held_units=self.weights.units_per_batch if self.weights.stacks is not None else 0)
+        if same_group:  # the same group: its stacks and the decoders compiled for them stay (weights.keep)
+            self.weights.keep(self.max_units)
         logger.info("variant %s: %s on %s = %d tensors, baseline %.1f MB, units per batch: at most %d",
                     config.name_suffix, config.degradation_method, config.param_group_name,
                     len(self.weights.baseline.targets), self.weights.baseline.nbytes / 1e6, self.max_units)

@@ -2,7 +2,9 @@
 
 from collections import deque
 
-from actors.driver import batch_sizes, take_batch
+from actors.driver import batch_sizes, run_order, take_batch
+from configs.experiments import get_config
+from configs.sweeps import apply_variant, sweep_variants
 from degrader.run.plan import Unit
 
 ALL = (0, 1, 2)
@@ -39,3 +41,13 @@ def test_batch_sizes_let_every_actor_finish_in_the_same_number_of_rounds():
         sizes = batch_sizes(n, most)
         rounds = -(-n // sum(most))
         assert all(1 <= s <= m for s, m in zip(sizes, most, strict=True)) and rounds * sum(sizes) >= n
+
+
+def test_variants_of_one_task_and_group_run_one_after_another_in_first_appearance_order():
+    configs = [apply_variant(get_config(task), variant) for task in ("dreams_it", "iq_it")
+               for variant in sweep_variants("thesis")]
+    order = [(configs[i].config_name, configs[i].name_suffix.rsplit("_", 2)[-2:]) for i in run_order(configs)]
+    expected = ["gauss_attn", "ablation_attn", "quant_attn", "gauss_mlp", "gauss_embed"]
+    assert order == [(task, variant.split("_")) for task in ("dreams_it", "iq_it") for variant in expected]
+    single = configs[:1]
+    assert run_order(single) == [0] and run_order(configs[:2]) == [0, 1]

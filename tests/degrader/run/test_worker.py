@@ -158,3 +158,37 @@ def test_the_warm_up_compiles_the_step_that_every_later_batch_replays():
             assert counters["stats"]["unique_graphs"] == graphs  # nothing left to compile after the warm-up
         records[static] = sorted((stable(r) for r in emitted), key=lambda r: (r["repeat_index"], r["prompt_id"]))
     assert len(records[True]) == 6 and records[True] == records[False]
+
+
+def test_a_variant_of_the_same_group_keeps_the_stacks_and_compiles_nothing():
+    """A sweep's next variant on the group the worker holds: the unit stacks and the compiled decoder stay, the
+    warm-up and the units compile nothing, and the records equal those of a worker that ran only that variant."""
+    from torch._dynamo.utils import counters
+
+    first = small_config("max_prompts=3", "n_rep=2", "max_new_tokens=6", "units_per_batch=2")
+    second = first.replace(degradation_method="ablation", min_deg=0.0, max_deg=0.4, name_suffix="ablation")
+    units = [Unit(0.4, r, (0, 1, 2)) for r in range(2)]
+    worker = ModelWorker(first, torch.device("cpu"), "test", static=True)
+    worker.load()
+    worker.warm_up(2)
+    worker.run_units([Unit(0.5, r, (0, 1, 2)) for r in range(2)], lambda records: None)
+    generation, decoders = worker.weights.generation, list(worker.decoders)
+    worker.prepare(second)
+    emitted = []
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        graphs = counters["stats"]["unique_graphs"]
+        worker.warm_up(2)
+        worker.run_units(units, emitted.extend)
+        assert counters["stats"]["unique_graphs"] == graphs  # the first variant's decoder served the second
+    assert worker.weights.generation == generation and list(worker.decoders) == decoders
+    fresh = ModelWorker(second, torch.device("cpu"), "test", static=False)
+    fresh.load()
+    expected = []
+    fresh.run_units(units, expected.extend)
+
+    def ordered(records):
+        return sorted((stable(r) for r in records), key=lambda r: (r["repeat_index"], r["prompt_id"]))
+
+    assert len(emitted) == 6 and ordered(emitted) == ordered(expected)
+    worker.prepare(second.replace(param_group_name="mlp_only", name_suffix="mlp"))  # another group: new stacks
+    assert worker.weights.stacks is None and worker.weights.generation > generation
