@@ -80,6 +80,7 @@ class BatchPlan:
         self.max_prompts = 1  # prompts per unit block at most: the config's cap and, on a GPU, its free memory
         self.prompts = 1  # prompts per unit block of the next batch: halved by out of memory, grown back below 40 %
         self.max_units = 1  # units per batch at most: the config's request and what fits in memory
+        self.fits = 1  # units whose copies and rows fit in the memory free when the group was taken
 
     def size_prompts(self, model, config: ExperimentConfig, prompt_length: int) -> None:
         """The most prompts per batch that fit: the config's cap, and on a GPU its free memory."""
@@ -91,12 +92,12 @@ class BatchPlan:
         self.max_prompts = self.prompts = cap
 
     def size_units(self, model, requested: int, n_units: int, sequence: int, unit_bytes: int,
-                   unsupported: str | None, held_units: int = 0) -> None:
+                   unsupported: str | None, same_group: bool = False) -> None:
         """Units per batch at most: `requested` (0 = auto), `n_units`, and what fits in memory.
 
         `sequence`: prompt and new tokens of one row; `unit_bytes`: what each unit's copies of the group take;
-        `unsupported`: why the group cannot be rep-batched (None when it can); `held_units`: units whose copies
-        and rows are allocated already and may be used again (stacks kept from the last variant)."""
+        `unsupported`: why the group cannot be rep-batched (None when it can); `same_group`: the last variant's
+        group, whose stacks and decoders hold memory that this variant uses again: what fit then fits now."""
         if requested == 1 or n_units == 1 or unsupported is not None:
             if unsupported is not None and requested != 1:
                 logger.info("one unit per batch: %s", unsupported)
@@ -104,9 +105,10 @@ class BatchPlan:
         elif self.device.type != "cuda":  # no memory to share out on the CPU; explicit requests only
             self.max_units = memory.planned_units(n_units, requested, fits=requested or 1)
         else:
-            fits = held_units + memory.max_units(model.config, model.dtype, self._free(), sequence, self.prompts,
-                                                 unit_bytes)
-            self.max_units = memory.planned_units(n_units, requested, fits)
+            if not same_group:
+                self.fits = memory.max_units(model.config, model.dtype, self._free(), sequence, self.prompts,
+                                             unit_bytes)
+            self.max_units = memory.planned_units(n_units, requested, self.fits)
 
     def _free(self) -> int:
         return torch.cuda.mem_get_info(self.device)[0]

@@ -106,10 +106,9 @@ class ModelWorker:
         if not (same_prompts and params == self.params):
             self.params, self.prompts = params, PromptSet.of(self.loaded, config)
             self.plan.size_prompts(self.loaded.model, config, self.prompts.length)
-        # stacks kept from the last variant hold memory that is this variant's to use again
         self.plan.size_units(self.loaded.model, config.units_per_batch, total_units(config), self._sequence(),
                              self.weights.baseline.nbytes, self.weights.unsupported_reason(),
-                             held_units=self.weights.units_per_batch if self.weights.stacks is not None else 0)
+                             same_group=same_group and same_prompts)
         if same_group:  # the same group: its stacks and the decoders compiled for them stay (weights.keep)
             self.weights.keep(self.max_units)
         logger.info("variant %s: %s on %s = %d tensors, baseline %.1f MB, units per batch: at most %d",

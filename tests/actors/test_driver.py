@@ -2,7 +2,7 @@
 
 from collections import deque
 
-from actors.driver import batch_sizes, run_order, take_batch
+from actors.driver import batch_sizes, group_batch_sizes, run_order, take_batch
 from configs.experiments import get_config
 from configs.sweeps import apply_variant, sweep_variants
 from degrader.run.plan import Unit
@@ -51,3 +51,10 @@ def test_variants_of_one_task_and_group_run_one_after_another_in_first_appearanc
     assert order == [(task, variant.split("_")) for task in ("dreams_it", "iq_it") for variant in expected]
     single = configs[:1]
     assert run_order(single) == [0] and run_order(configs[:2]) == [0, 1]
+
+
+def test_the_variants_of_a_group_share_one_batch_size_per_actor():
+    assert [batch_sizes(n, [17] * 4)[0] for n in (150, 170, 90)] == [13, 15, 12]
+    assert all(group_batch_sizes(n, [17] * 4, [m for m in (150, 170, 90) if m != n]) == [15] * 4
+               for n in (150, 170, 90))
+    assert group_batch_sizes(50, [10, 4], []) == batch_sizes(50, [10, 4])  # no peers: as batch_sizes
