@@ -9,7 +9,15 @@ ModelActor runs, one repetition per batch: static KV cache, compiled decode step
 degrade. (c) is the same worker rep-batching: the repetitions of a level in one batch, as many as fit
 in memory, each with its own degraded copy of the group. `--full` times the whole dreams_it (5 levels
 x 10 repetitions) on (c); `--also` times (c) for other groups. Uses the real google/gemma-3-4b-it
-where it loads, else random:gemma-3-4b-it (the same compute), and says which.
+where it loads, else random:gemma-3-4b-it (the same compute), and says which. `load_s` and
+`compile_and_first_batch_s` give the start and the warm-up next to tokens/s; the compile cache is the
+launcher's (keyed under the project's cache directory, degrader/decoding/compile_cache.py).
+
+    python scripts/benchmark.py --sweep --gpus 4 -- --config dreams_it --sweep thesis --model random:gemma-3-4b-it
+
+`--sweep` times whole launches through the real launcher instead (time to result: start, warm-up per
+variant, first record, generation; cold and warm compile cache): it hands every other argument to
+scripts/benchmark_sweep.py, whose --help lists them.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from actors.driver import batch_sizes, take_batch  # noqa: E402
 from configs.experiments import apply_overrides, get_config  # noqa: E402
 from degrader import memory  # noqa: E402
+from degrader.decoding.compile_cache import use_model_compile_cache  # noqa: E402
 from degrader.decoding.generation import encode  # noqa: E402
 from degrader.decoding.static_decode import bucket  # noqa: E402
 from degrader.groups import is_vision  # noqa: E402
@@ -176,6 +185,12 @@ def bandwidth_limit(worker: ModelWorker, rows: int, sequence: int) -> tuple[floa
 
 
 def main() -> None:
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)  # what follows -- is the launch's (its own --sweep)
+    if "--sweep" in argv[:split]:  # whole launches: scripts/benchmark_sweep.py takes the other arguments
+        from scripts.benchmark_sweep import main as sweep_main
+
+        sys.exit(sweep_main([a for a in argv[:split] if a != "--sweep"] + argv[split:]))
     args = parse_args()
     spec = pick_model(args.model)
     config = apply_overrides(get_config("dreams_it"), [
@@ -185,6 +200,7 @@ def main() -> None:
     worker = ModelWorker(config, device, "benchmark", ignore_eos=True, attention=args.attention,
                          compile_mode=args.compile_mode)
     load_s = timed(worker.load)
+    use_model_compile_cache(worker.loaded)  # the launcher's keyed on-disk compile cache, before the first compile
     units = [Unit(level, r, tuple(range(len(config.prompts)))) for level in args.levels for r in range(args.reps)]
     sequence = bucket(worker.prompts.length) + config.max_new_tokens
     limit, gpu, bandwidth = bandwidth_limit(worker, worker.prompt_batch_size, sequence)
