@@ -87,13 +87,13 @@ def _rep_line(config: ExperimentConfig, architecture, dtype, batch: int, estimat
     """What rep-batching costs per unit in a batch and how many units fit on 80 and 141 GiB GPUs."""
     n_units = total_units(config)
     if config.units_per_batch == 1 or n_units == 1:
-        return "rep-batching    off (one repetition per batch)"
+        return "rep-batching    off (one unit per batch)"
     copies = memory.group_bytes(architecture, dtype, config.param_group_name)
     sequence = sequence_length(config, architecture)
     free = {gib: gib * 2**30 - estimate.weights for gib in (80, 141)}
-    reps = {gib: memory.planned_units(n_units, config.units_per_batch,
-                                     memory.max_units(architecture, dtype, bytes_free, sequence, batch, copies))
-            for gib, bytes_free in free.items()}
+    units = {gib: memory.planned_units(n_units, config.units_per_batch,
+                                      memory.max_units(architecture, dtype, bytes_free, sequence, batch, copies))
+             for gib, bytes_free in free.items()}
     return (f"rep-batching    each unit in a batch adds {copies / 2**30:.2f} GiB of copies + "
             f"{(estimate.total - estimate.weights) / 2**30:.2f} GiB for its {batch} prompts; "
-            + ", ".join(f"at most {n} per batch on {gib} GiB" for gib, n in reps.items()))
+            + ", ".join(f"at most {n} per batch on {gib} GiB" for gib, n in units.items()))
