@@ -77,7 +77,7 @@ def _run_variant(config: ExperimentConfig, options: LaunchOptions, fleet: ActorF
     writer = ResultWriter.options(name=f"ResultWriter:{path.stem.removeprefix('outputs_')}",
                                   scheduling_strategy=local_pin()).remote(str(path.resolve()), options.force,
                                                                           owner=options.owner)
-    timings = VariantTimings(config.name_suffix or path.stem.removeprefix("outputs_"), started, options.ray_start_s)
+    timings = VariantTimings(config.name_suffix or path.stem.removeprefix("outputs_"), started)
     try:
         opened = ray.get(writer.open.remote())  # raises OutputLockedError / CorruptOutputError / StoreWriteError
         for moved in opened["moved_aside"]:
@@ -109,9 +109,11 @@ def _run(config: ExperimentConfig, options: LaunchOptions, path: Path, writer, f
         most = fleet.switch(config, writer)
     else:
         most = fleet.start(config, writer)
-        timings.load_s = fleet.load_s
-    sizes = dict(zip(fleet.actors, group_batch_sizes(len(units), most, [total_units(p) for p in peers]),
-                     strict=True))
+        # Ray's start and the load belong to the variant that started the fleet; later lines say 0
+        timings.ray_start_s, timings.load_s = options.ray_start_s, fleet.load_s
+    # whole variants, so that a resumed variant takes the size its group compiled for
+    group = [total_units(config), *(total_units(p) for p in peers)]
+    sizes = dict(zip(fleet.actors, group_batch_sizes(len(units), most, group), strict=True))
     timings.warm_up_s = fleet.warm_up(sizes)
     timings.initial_records = ray.get(writer.count.remote())
     progress = Progress(total, done)

@@ -189,7 +189,6 @@ class ActorFleet:
         try:
             ray.get(ref)
         except ray.exceptions.RayTaskError as error:  # its reload or switch raised: it cannot run this variant
-            ray.kill(actor, no_restart=True)  # its GPU goes back; the other actors take its units
             return self._drop(actor, error)
         except ray.exceptions.ActorDiedError as error:  # Ray could not restart it (e.g. its node is gone)
             return self._drop(actor, error)
@@ -203,7 +202,10 @@ class ActorFleet:
         return None
 
     def _drop(self, actor, error: Exception) -> None:
-        """Forget an actor Ray cannot restart; RuntimeError when none is left."""
+        """Stop and forget an actor that cannot run the variant; RuntimeError when none is left.
+
+        Killed without restart, so that its GPU and its name are free even while Ray would still restart it."""
+        ray.kill(actor, no_restart=True)
         self.actors.remove(actor)
         logger.error("an actor is gone for good (%s); %d actors left", error, len(self.actors))
         if not self.actors:

@@ -135,7 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     if request.dry_run:
         from degrader.run.dry_run import print_plan
 
-        return max(print_plan(config, request) for config in configs)
+        try:
+            return max(print_plan(config, request) for config in configs)
+        except ValueError as error:  # an output that is not a results file
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     from actors.launcher import launch
 
     return launch(configs, request, missing)

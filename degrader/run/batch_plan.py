@@ -140,6 +140,6 @@ class BatchPlan:
         else:
             logger.warning("CUDA out of memory at one prompt per unit: units per batch %d instead of %d",
                            units // 2, units)
-            self.max_units = units // 2
+            self.fits = self.max_units = units // 2  # also for the next variant of the group
         if self.device.type == "cuda":
             torch.cuda.empty_cache()

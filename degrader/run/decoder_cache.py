@@ -59,6 +59,10 @@ class DecoderCache:
         """Evict the decoders built for other stacks than `generation`'s (WeightState calls it on every change)."""
         self._evict([k for k in self.decoders if k.stacks != generation])
 
+    def clear(self) -> None:
+        """Evict every decoder (new prompts or sampling settings: none can serve them)."""
+        self._evict(list(self.decoders))
+
     def _evict(self, keys: list[DecoderKey]) -> None:
         for key in keys:  # the last reference to its KV cache: freed here, before anything new is allocated
             del self.decoders[key]

@@ -12,8 +12,7 @@ from degrader.random_models import random_config
 from degrader.run.legacy import ORIGINAL_SCHEMA
 from degrader.run.options import LaunchRequest
 from degrader.run.plan import missing_units, output_path, record_key, total_records, total_units
-from degrader.run.preflight import offline_config_name
-from degrader.run.store import read_records
+from degrader.run.preflight import existing_records, offline_config_name
 from degrader.seeding import repetition_seed
 
 if TYPE_CHECKING:  # configs builds on degrader: only type checkers may read it from here (tests/test_layers.py)
@@ -46,7 +45,8 @@ def sequence_length(config: ExperimentConfig, architecture) -> int:
 def print_plan(config: ExperimentConfig, request: LaunchRequest) -> int:
     """Print units, prompts, output file and memory per actor; return exit code 0."""
     path = output_path(config, request.results_dir)
-    existing = {record_key(r): r for r in read_records(path)} if path.exists() else {}
+    # a file that is not a results file is preflight's one-line error, also with --force (which skips that check)
+    existing = {record_key(r): r for r in existing_records(path)} if path.exists() else {}
     units = missing_units(config, set(existing))
     device = torch.device("cuda" if request.gpus else "cpu")
     dtype = resolve_dtype(config.dtype, device)

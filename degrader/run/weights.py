@@ -51,10 +51,6 @@ class WeightState:
             self.drop()
         self.baseline.restore()
 
-    def unsupported_reason(self) -> str | None:
-        """Why the group cannot be rep-batched (None when it can)."""
-        return self.unsupported
-
     def fit(self, units: int) -> None:
         """Stacks for `units` units; kept when the installed ones hold as many or more (so 1 needs none).
 
@@ -62,9 +58,9 @@ class WeightState:
         if units > self.units_per_batch:
             self.drop()
             self.baseline.restore()  # the copies' source: the per-unit path may have left the live weights degraded
+            self._changed()  # what was built for the modules so far goes before the copies are allocated
             self.stacks = UnitStacks(self.model, self.baseline.targets, units)
             self.stacks.install()
-            self._changed()
 
     def drop(self) -> None:
         """Uninstall the stacks (if any) and free their copies."""

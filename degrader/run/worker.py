@@ -101,14 +101,19 @@ class ModelWorker:
         params, self.config = sampling_params(config, self.params.ignore_eos), config
         if self.loaded is None:
             return  # load() prepares it
+        same_decoding = same_prompts and params == self.params  # the shapes the decoders were built for
         if not same_group:
             self.weights.switch(resolve_group(self.loaded.model, config.param_group_name))
-        if not (same_prompts and params == self.params):
-            self.params, self.prompts = params, PromptSet.of(self.loaded, config)
+        if not same_decoding:  # free the last variant's stacks and decoders before free memory sizes this one
+            self.weights.drop()
+            self.decoders.clear()
+            self.params = params
+            if not same_prompts:
+                self.prompts = PromptSet.of(self.loaded, config)
             self.plan.size_prompts(self.loaded.model, config, self.prompts.length)
         self.plan.size_units(self.loaded.model, config.units_per_batch, total_units(config), self._sequence(),
-                             self.weights.baseline.nbytes, self.weights.unsupported_reason(),
-                             same_group=same_group and same_prompts)
+                             self.weights.baseline.nbytes, self.weights.unsupported,
+                             same_group=same_group and same_decoding)
         if same_group:  # the same group: its stacks and the decoders compiled for them stay (weights.keep)
             self.weights.keep(self.max_units)
         logger.info("variant %s: %s on %s = %d tensors, baseline %.1f MB, units per batch: at most %d",

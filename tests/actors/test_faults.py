@@ -101,13 +101,13 @@ def test_read_only_results_directory(tmp_path, capsys, read_only_results):
     assert snapshot(read_only_results) == before
 
 
-@pytest.mark.parametrize("dry_run", [False, True])
-def test_json_that_is_not_a_results_file(tmp_path, capsys, dry_run):
+@pytest.mark.parametrize("extra", [[], ["--dry-run"], ["--dry-run", "--force"]])
+def test_json_that_is_not_a_results_file(tmp_path, capsys, extra):
     results = tmp_path / "results"
     results.mkdir()
     (results / OUTPUT).write_text('[{"hello": 1}]')
     before = snapshot(results)
-    code, text = launch_main(tmp_path, capsys, *SMALL, *(["--dry-run"] if dry_run else []))
+    code, text = launch_main(tmp_path, capsys, *SMALL, *extra)
     assert_one_line_error(code, text, 2, "is not a results file (record 1 has no field 'param_group_name')")
     assert snapshot(results) == before
 

@@ -20,5 +20,8 @@ def test_every_variant_applies_to_every_task_with_its_own_suffix():
             config = apply_variant(base, variant)
             assert config.name_suffix == f"{base.name_suffix}_{variant}" and config.model == base.model
             assert config == apply_overrides(base, [*VARIANTS[variant], f"name_suffix={config.name_suffix}"])
+    mlp = apply_variant(get_config("dreams_it"), "gauss_mlp")  # the thesis's range for it
+    assert (mlp.degradation_method, mlp.param_group_name, mlp.min_deg, mlp.max_deg, mlp.deg_steps) == (
+        "mult_gauss", "mlp_only", 0, 0.5, 11)
     with pytest.raises(ValueError, match="unknown sweep or variant 'nope'; sweeps: thesis"):
         sweep_variants("gauss_attn,nope")

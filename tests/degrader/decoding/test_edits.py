@@ -50,7 +50,9 @@ def test_undo_leaves_the_model_and_the_process_as_they_were(embedded, loaded):
         assert edits.recorded == [f"attention {NAME}", "fused projections", limit]
         assert model.config._attn_implementation == NAME and torch._dynamo.config.cache_size_limit == RECOMPILE_LIMIT
         assert isinstance(model.model.layers[0].self_attn.q_proj, FusedRows) and hooks(model)
-        assert all(p is params[name] and p._base is None for name, p in model.named_parameters())  # now views
+        assert all(p is params[name] and p._base is None for name, p in model.named_parameters())
+        q = model.model.layers[0].self_attn.q_proj.weight  # its data is now a row block of the fused buffer
+        assert q.untyped_storage().nbytes() > q.numel() * q.element_size()
         assert torch.equal(tokens(model, inputs), expected)
         baseline = Baseline(resolve_group(model, "attn_only"))  # taken on the fused views, as a worker does
         edits.undo()
@@ -61,6 +63,7 @@ def test_undo_leaves_the_model_and_the_process_as_they_were(embedded, loaded):
     assert all(module is modules[name] for name, module in model.named_modules()) and len(modules) == \
         len(dict(model.named_modules()))
     assert all(p is params[name] and p._base is None and p.is_contiguous() and torch.equal(p, values[name])
+               and p.untyped_storage().nbytes() == p.numel() * p.element_size()  # out of the fused buffer
                for name, p in model.named_parameters())
     with torch.no_grad():
         assert torch.equal(model(**inputs).logits, logits)  # bitwise: unfused, as loaded

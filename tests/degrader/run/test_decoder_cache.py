@@ -42,7 +42,7 @@ def test_other_settings_evict_every_decoder(embedded):
     assert list(cache) == [key(1, units=2)]
     cache.get(key(1, units=2, length=40))
     cache.get(key(1, units=2, length=40, params=SamplingParams(max_new_tokens=8)))
-    assert len(cache) == 1
+    assert list(cache) == [key(1, units=2, length=40, params=SamplingParams(max_new_tokens=8))]
 
 
 def test_installing_or_dropping_stacks_retires_the_decoders_built_for_the_previous_modules(embedded):
