@@ -80,7 +80,8 @@ class BatchPlan:
         self.max_prompts = 1  # prompts per unit block at most: the config's cap and, on a GPU, its free memory
         self.prompts = 1  # prompts per unit block of the next batch: halved by out of memory, grown back below 40 %
         self.max_units = 1  # units per batch at most: the config's request and what fits in memory
-        self.fits = 1  # units whose copies and rows fit in the memory free when the group was taken
+        self.fits: int | None = None  # units whose copies and rows fit in the memory free when the group was taken
+        # (None: not measured for the group held, e.g. its last variant asked for one unit per batch)
 
     def size_prompts(self, model, config: ExperimentConfig, prompt_length: int) -> None:
         """The most prompts per batch that fit: the config's cap, and on a GPU its free memory."""
@@ -101,11 +102,11 @@ class BatchPlan:
         if requested == 1 or n_units == 1 or unsupported is not None:
             if unsupported is not None and requested != 1:
                 logger.info("one unit per batch: %s", unsupported)
-            self.max_units = 1
+            self.max_units, self.fits = 1, None  # nothing measured: a later variant of the group measures
         elif self.device.type != "cuda":  # no memory to share out on the CPU; explicit requests only
             self.max_units = memory.planned_units(n_units, requested, fits=requested or 1)
         else:
-            if not same_group:
+            if not same_group or self.fits is None:
                 self.fits = memory.max_units(model.config, model.dtype, self._free(), sequence, self.prompts,
                                              unit_bytes)
             self.max_units = memory.planned_units(n_units, requested, self.fits)

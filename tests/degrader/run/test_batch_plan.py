@@ -71,3 +71,23 @@ def test_prompts_per_batch_grow_back_under_40_percent_up_to_the_first_size(caplo
     assert [(plan.after_batch(), plan.prompts) for _ in range(5)] == [(95.0, 2), (50.0, 2), (30.0, 4), (30.0, 8),
                                                                      (30.0, 8)]
     assert "GPU memory at 95.0%" in caplog.text
+
+
+def test_a_variant_of_the_same_group_measures_what_fits_when_the_last_one_did_not(embedded):
+    """A variant that asked for one unit per batch measured nothing: the next variant of the same group, asking
+    for as many as fit, measures the free memory instead of reusing a count never taken (benchmark.py's
+    per-unit path, then its rep-batched path, on one worker). A GPU plan whose free memory reads 40 GiB (this
+    machine has no GPU to read)."""
+    plan = BatchPlan(torch.device("cuda"))
+    plan._free = lambda: 40 * 2**30
+    plan.prompts = 4
+    plan.size_units(embedded.model, 1, 6, 64, 10**6, None)
+    assert (plan.max_units, plan.fits) == (1, None)
+    plan.size_units(embedded.model, 0, 6, 64, 10**6, None, same_group=True)
+    assert plan.max_units == 6 and plan.fits >= 6
+    # a variant of the group that was measured keeps the count (its stacks hold memory it uses again)
+    plan._free = lambda: 0
+    plan.size_units(embedded.model, 0, 6, 64, 10**6, None, same_group=True)
+    assert plan.max_units == 6
+    plan.size_units(embedded.model, 0, 6, 64, 10**6, None, same_group=False)
+    assert plan.max_units == 1
