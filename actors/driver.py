@@ -25,7 +25,8 @@ from degrader.run.options import LaunchOptions
 from degrader.run.plan import Unit, missing_units, output_path, total_records, total_units
 from degrader.run.store import StoreWriteError
 
-__all__ = ["batch_sizes", "group_batch_sizes", "local_pin", "run_experiment", "run_order", "run_sweep", "take_batch"]
+__all__ = ["batch_sizes", "group_batch_sizes", "group_key", "local_pin", "peers", "run_experiment", "run_order",
+           "run_sweep", "take_batch"]
 logger = logging.getLogger(__name__)
 MAX_UNIT_FAILURES = 3
 SINK_NAME = "LogSink"  # ModelActors look the run's log sink up by this name (a handle would go into the object store)
@@ -59,15 +60,19 @@ def run_order(configs: list[ExperimentConfig]) -> list[int]:
     order they first appear. A variant of the group an actor holds reuses its stacks and compiled decoder."""
     first: dict[tuple[str, str], int] = {}
     for config in configs:
-        first.setdefault((config.config_name, config.param_group_name), len(first))
-    return sorted(range(len(configs)), key=lambda i: first[configs[i].config_name, configs[i].param_group_name])
+        first.setdefault(group_key(config), len(first))
+    return sorted(range(len(configs)), key=lambda i: first[group_key(configs[i])])
 
 
 def peers(configs: list[ExperimentConfig], index: int) -> list[ExperimentConfig]:
     """The other variants of `configs[index]`'s task and parameter group: they share its compiled decoders."""
-    config = configs[index]
-    return [other for i, other in enumerate(configs) if i != index and (other.config_name, other.param_group_name)
-            == (config.config_name, config.param_group_name)]
+    key = group_key(configs[index])
+    return [other for i, other in enumerate(configs) if i != index and group_key(other) == key]
+
+
+def group_key(config: ExperimentConfig) -> tuple[str, str]:
+    """The group a variant runs in: its task and parameter group (an actor keeps its stacks within one)."""
+    return config.config_name, config.param_group_name
 
 
 def _run_variant(config: ExperimentConfig, options: LaunchOptions, fleet: ActorFleet, started: float,

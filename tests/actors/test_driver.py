@@ -2,7 +2,7 @@
 
 from collections import deque
 
-from actors.driver import batch_sizes, group_batch_sizes, run_order, take_batch
+from actors.driver import batch_sizes, group_batch_sizes, group_key, peers, run_order, take_batch
 from configs.experiments import get_config
 from configs.sweeps import apply_variant, sweep_variants
 from degrader.run.plan import Unit
@@ -51,6 +51,17 @@ def test_variants_of_one_task_and_group_run_one_after_another_in_first_appearanc
     assert order == [(task, variant.split("_")) for task in ("dreams_it", "iq_it") for variant in expected]
     single = configs[:1]
     assert run_order(single) == [0] and run_order(configs[:2]) == [0, 1]
+
+
+def test_peers_are_the_other_variants_of_the_same_task_and_group():
+    configs = [apply_variant(get_config(task), variant) for task in ("dreams_it", "iq_it")
+               for variant in sweep_variants("thesis")]
+    names = [(c.config_name, c.name_suffix.rsplit("_", 2)[-2:]) for c in configs]
+    assert [names[configs.index(p)] for p in peers(configs, 0)] == [("dreams_it", ["ablation", "attn"]),
+                                                                     ("dreams_it", ["quant", "attn"])]
+    assert peers(configs, 1) == [] and peers(configs[:1], 0) == []  # dreams_it's only mlp variant; alone
+    assert [configs.index(p) for p in peers(configs, 8)] == [5, 9]  # iq_it's attn variants, not dreams_it's
+    assert group_key(configs[0]) == ("dreams_it", "attn_only") and group_key(configs[6]) == ("iq_it", "mlp_only")
 
 
 def test_the_variants_of_a_group_share_one_batch_size_per_actor():
