@@ -53,7 +53,8 @@ def check_resources(options: LaunchOptions) -> None:
 def launch(configs: list[ExperimentConfig], request: LaunchRequest, missing: list[int] | None = None) -> int:
     """Run the experiments (a sweep's variants in turn); returns the exit code (0 done, 1 refused or stopped,
     130 interrupted). `missing`: records still missing per config (preflight); none at all starts no Ray."""
-    log_file = log_path(request.logs_dir, experiment_id(configs, request))
+    run_id = experiment_id(configs, request)
+    log_file = log_path(request.logs_dir, run_id)
     setup_driver_logging(log_file, request.log_level)
     logger.info("log file %s", log_file)
     options = request.options(log_file.resolve(), launch_owner())
@@ -62,7 +63,7 @@ def launch(configs: list[ExperimentConfig], request: LaunchRequest, missing: lis
                     ", ".join(str(output_path(config, request.results_dir)) for config in configs))
         return 0
     try:
-        return _run(configs, request, options)
+        return _run(configs, request, options, run_id)
     finally:
         logger.info("timings %s", json.dumps({"total_s": round(time.monotonic() - request.started, 3)}))
 
@@ -74,11 +75,12 @@ def experiment_id(configs: list[ExperimentConfig], request: LaunchRequest) -> st
     return output_path(configs[0], request.results_dir).stem.removeprefix("outputs_")
 
 
-def _run(configs: list[ExperimentConfig], request: LaunchRequest, options: LaunchOptions) -> int:
-    """Start Ray, run the sweep and turn its failures into one line and an exit code."""
+def _run(configs: list[ExperimentConfig], request: LaunchRequest, options: LaunchOptions, run_id: str) -> int:
+    """Start Ray in the namespace of `run_id` (`experiment_id`), run the sweep and turn its failures into one line and
+    an exit code."""
     log_file = options.log_path
     try:
-        start_ray(request.address, f"degrader-{experiment_id(configs, request)}")
+        start_ray(request.address, f"degrader-{run_id}")
         options = dataclasses.replace(options, ray_start_s=round(time.monotonic() - request.started, 3))
         check_resources(options)
         summary = run_sweep(configs, options)
