@@ -58,28 +58,36 @@ def kv_bytes_per_token(config, dtype_bytes: int) -> int:
     return 2 * text.num_hidden_layers * text.num_key_value_heads * head_dim * dtype_bytes
 
 
-def _per_batch(config, size: int, batch: int, sequence: int) -> dict[str, int]:
+def _per_batch(config, size: int, batch: int, sequence: int, prefill: int | None = None) -> dict[str, int]:
+    """The KV cache holds `sequence` tokens per row; activations peak in the prefill pass over `prefill` tokens
+    (the prompt), not over the whole sequence: each decode step has one token per row. None: the whole sequence."""
     text = getattr(config, "text_config", config)
     return {"kv_cache": kv_bytes_per_token(config, size) * batch * sequence,
             "logits": 4 * batch * text.vocab_size * 2,
-            "activations": 4 * batch * sequence * max(text.hidden_size, text.intermediate_size) * size}
+            "activations": 4 * batch * min(prefill or sequence, sequence) * max(text.hidden_size,
+                                                                                text.intermediate_size) * size}
 
 
-def estimate(config, dtype: torch.dtype, batch: int, sequence: int) -> MemoryEstimate:
-    """Weights + KV cache of `batch` sequences of `sequence` tokens + float32 logits + activations."""
+def estimate(config, dtype: torch.dtype, batch: int, sequence: int, prefill: int | None = None) -> MemoryEstimate:
+    """Weights + KV cache of `batch` sequences of `sequence` tokens + float32 logits + activations of a prefill of
+    `prefill` tokens (None: of the whole sequence, an upper bound)."""
     return MemoryEstimate(weights=count_parameters(config) * dtype.itemsize,
-                          **_per_batch(config, dtype.itemsize, batch, sequence))
+                          **_per_batch(config, dtype.itemsize, batch, sequence, prefill))
 
 
-def max_batch(config, dtype: torch.dtype, free_bytes: int, sequence: int, headroom: float = HEADROOM) -> int:
-    """How many sequences of `sequence` tokens fit in `headroom` of `free_bytes` (weights already loaded)."""
-    return max_units(config, dtype, free_bytes, sequence, rows_per_unit=1, unit_bytes=0, headroom=headroom)
+def max_batch(config, dtype: torch.dtype, free_bytes: int, sequence: int, headroom: float = HEADROOM,
+              prefill: int | None = None) -> int:
+    """How many sequences of `sequence` tokens (`prefill` of them the prompt) fit in `headroom` of `free_bytes`
+    (weights already loaded)."""
+    return max_units(config, dtype, free_bytes, sequence, rows_per_unit=1, unit_bytes=0, headroom=headroom,
+                     prefill=prefill)
 
 
 def max_units(config, dtype: torch.dtype, free_bytes: int, sequence: int, rows_per_unit: int, unit_bytes: int,
-              headroom: float = HEADROOM) -> int:
-    """How many units fit in `headroom` of `free_bytes` when each adds `rows_per_unit` sequences and `unit_bytes`."""
-    per_unit = unit_bytes + sum(_per_batch(config, dtype.itemsize, rows_per_unit, sequence).values())
+              headroom: float = HEADROOM, prefill: int | None = None) -> int:
+    """How many units fit in `headroom` of `free_bytes` when each adds `rows_per_unit` sequences (of `sequence`
+    tokens, `prefill` of them the prompt) and `unit_bytes`."""
+    per_unit = unit_bytes + sum(_per_batch(config, dtype.itemsize, rows_per_unit, sequence, prefill).values())
     return int(int(headroom * free_bytes) // per_unit)
 
 

@@ -231,9 +231,15 @@ def main() -> None:
     worker.prepare(config.replace(units_per_batch=args.units_per_batch))
     results["rep_batched"] = rep = time_path("ModelActor path, rep-batched", worker, units, steps, limit_at)
     save()
+    # the dry run's arithmetic at the shapes measured: one unit, and the rep-batched batch with its copies
+    prefill = bucket(worker.prompts.length)
     estimate = memory.estimate(worker.loaded.model.config, worker.loaded.model.dtype, worker.prompt_batch_size,
-                               sequence)
+                               sequence, prefill)
     report["dry_run_estimate_gib_one_rep"] = round(estimate.total / 2**30, 2)
+    n_units = rep["reps_per_batch"]
+    batched = memory.estimate(worker.loaded.model.config, worker.loaded.model.dtype,
+                              worker.prompt_batch_size * n_units, sequence, prefill)
+    rep["dry_run_estimate_gib"] = round((batched.total + (n_units - 1) * worker.weights.baseline.nbytes) / 2**30, 2)
     for base in ("naive", "per_unit"):
         if base in results:
             rep[f"speedup_over_{base}"] = round(rep["tokens_per_s"] / results[base]["tokens_per_s"], 1)

@@ -73,7 +73,7 @@ class TextGenerator:
             if self.loaded.device.type == "cuda":
                 free, _ = torch.cuda.mem_get_info(self.loaded.device)
                 fits = memory.max_batch(self.loaded.model.config, self.loaded.model.dtype, free,
-                                        length + params.max_new_tokens)
+                                        length + params.max_new_tokens, prefill=length)
                 rows = max(1, min(rows, fits))
             self.rows[key] = rows
         return self.rows[key]

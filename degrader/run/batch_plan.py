@@ -89,16 +89,18 @@ class BatchPlan:
         cap = min(config.max_batch_size, len(config.prompts))
         if self.device.type == "cuda":
             sequence = bucket(prompt_length) + config.max_new_tokens
-            cap = max(1, min(cap, memory.max_batch(model.config, model.dtype, self._free(), sequence)))
+            cap = max(1, min(cap, memory.max_batch(model.config, model.dtype, self._free(), sequence,
+                                                   prefill=bucket(prompt_length))))
         self.max_prompts = self.prompts = cap
 
     def size_units(self, model, requested: int, n_units: int, sequence: int, unit_bytes: int,
-                   unsupported: str | None, same_group: bool = False) -> None:
+                   unsupported: str | None, same_group: bool = False, prefill: int | None = None) -> None:
         """Units per batch at most: `requested` (0 = auto), `n_units`, and what fits in memory.
 
-        `sequence`: prompt and new tokens of one row; `unit_bytes`: what each unit's copies of the group take;
-        `unsupported`: why the group cannot be rep-batched (None when it can); `same_group`: the last variant's
-        group, whose stacks and decoders hold memory that this variant uses again: what fit then fits now."""
+        `sequence`: prompt and new tokens of one row (`prefill`: the prompt's); `unit_bytes`: what each unit's
+        copies of the group take; `unsupported`: why the group cannot be rep-batched (None when it can);
+        `same_group`: the last variant's group, whose stacks and decoders hold memory that this variant uses
+        again: what fit then fits now."""
         if requested == 1 or n_units == 1 or unsupported is not None:
             if unsupported is not None and requested != 1:
                 logger.info("one unit per batch: %s", unsupported)
@@ -108,7 +110,7 @@ class BatchPlan:
         else:
             if not same_group or self.fits is None:
                 self.fits = memory.max_units(model.config, model.dtype, self._free(), sequence, self.prompts,
-                                             unit_bytes)
+                                             unit_bytes, prefill=prefill)
             self.max_units = memory.planned_units(n_units, requested, self.fits)
 
     def _free(self) -> int:

@@ -52,7 +52,8 @@ def print_plan(config: ExperimentConfig, request: LaunchRequest) -> int:
     dtype = resolve_dtype(config.dtype, device)
     architecture = model_config(config.model_name)
     batch = min(config.max_batch_size, len(config.prompts))
-    estimate = memory.estimate(architecture, dtype, batch, sequence_length(config, architecture))
+    sequence = sequence_length(config, architecture)
+    estimate = memory.estimate(architecture, dtype, batch, sequence, prefill=sequence - config.max_new_tokens)
     lines = [
         f"experiment      {config.config_name} ({config.prompt_group}, {len(config.prompts)} prompts "
         f"from {config.prompts_file or 'the built-in set'})",
@@ -92,7 +93,8 @@ def _rep_line(config: ExperimentConfig, architecture, dtype, batch: int, estimat
     sequence = sequence_length(config, architecture)
     free = {gib: gib * 2**30 - estimate.weights for gib in (80, 141)}
     units = {gib: memory.planned_units(n_units, config.units_per_batch,
-                                      memory.max_units(architecture, dtype, bytes_free, sequence, batch, copies))
+                                      memory.max_units(architecture, dtype, bytes_free, sequence, batch, copies,
+                                                       prefill=sequence - config.max_new_tokens))
              for gib, bytes_free in free.items()}
     return (f"rep-batching    each unit in a batch adds {copies / 2**30:.2f} GiB of copies + "
             f"{(estimate.total - estimate.weights) / 2**30:.2f} GiB for its {batch} prompts; "

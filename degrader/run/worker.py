@@ -123,7 +123,7 @@ class ModelWorker:
             self.plan.size_prompts(self.loaded.model, config, self.prompts.length)
         self.plan.size_units(self.loaded.model, config.units_per_batch, total_units(config), self._sequence(),
                              self.weights.baseline.nbytes, self.weights.unsupported,
-                             same_group=same_group and same_decoding)
+                             same_group=same_group and same_decoding, prefill=bucket(self.prompts.length))
         if same_group:  # the same group: its stacks and the decoders compiled for them stay (weights.keep)
             self.weights.keep(self.max_units)
         logger.info("variant %s: %s on %s = %d tensors, baseline %.1f MB, units per batch: at most %d",
