@@ -58,36 +58,44 @@ def kv_bytes_per_token(config, dtype_bytes: int) -> int:
     return 2 * text.num_hidden_layers * text.num_key_value_heads * head_dim * dtype_bytes
 
 
-def _per_batch(config, size: int, batch: int, sequence: int, prefill: int | None = None) -> dict[str, int]:
+def _per_batch(config, size: int, batch: int, sequence: int, prefill: int | None = None,
+               image: bool = False) -> dict[str, int]:
     """The KV cache holds `sequence` tokens per row; activations peak in the prefill pass over `prefill` tokens
-    (the prompt), not over the whole sequence: each decode step has one token per row. None: the whole sequence."""
+    (the prompt), not over the whole sequence: each decode step has one token per row. None: the whole sequence.
+    `image`: each row's picture also goes through the vision tower first (its patches, at its widest layer)."""
     text = getattr(config, "text_config", config)
+    activations = 4 * batch * min(prefill or sequence, sequence) * max(text.hidden_size, text.intermediate_size)
+    vision = getattr(config, "vision_config", None)
+    if image and vision is not None:
+        patches = (vision.image_size // vision.patch_size) ** 2
+        activations = max(activations, 4 * batch * patches * max(vision.hidden_size, vision.intermediate_size))
     return {"kv_cache": kv_bytes_per_token(config, size) * batch * sequence,
             "logits": 4 * batch * text.vocab_size * 2,
-            "activations": 4 * batch * min(prefill or sequence, sequence) * max(text.hidden_size,
-                                                                                text.intermediate_size) * size}
+            "activations": activations * size}
 
 
-def estimate(config, dtype: torch.dtype, batch: int, sequence: int, prefill: int | None = None) -> MemoryEstimate:
+def estimate(config, dtype: torch.dtype, batch: int, sequence: int, prefill: int | None = None,
+             image: bool = False) -> MemoryEstimate:
     """Weights + KV cache of `batch` sequences of `sequence` tokens + float32 logits + activations of a prefill of
-    `prefill` tokens (None: of the whole sequence, an upper bound)."""
+    `prefill` tokens (None: of the whole sequence, an upper bound), or of the vision tower for `image` rows."""
     return MemoryEstimate(weights=count_parameters(config) * dtype.itemsize,
-                          **_per_batch(config, dtype.itemsize, batch, sequence, prefill))
+                          **_per_batch(config, dtype.itemsize, batch, sequence, prefill, image))
 
 
 def max_batch(config, dtype: torch.dtype, free_bytes: int, sequence: int, headroom: float = HEADROOM,
-              prefill: int | None = None) -> int:
-    """How many sequences of `sequence` tokens (`prefill` of them the prompt) fit in `headroom` of `free_bytes`
-    (weights already loaded)."""
+              prefill: int | None = None, image: bool = False) -> int:
+    """How many sequences of `sequence` tokens (`prefill` of them the prompt, with a picture for `image`) fit in
+    `headroom` of `free_bytes` (weights already loaded)."""
     return max_units(config, dtype, free_bytes, sequence, rows_per_unit=1, unit_bytes=0, headroom=headroom,
-                     prefill=prefill)
+                     prefill=prefill, image=image)
 
 
 def max_units(config, dtype: torch.dtype, free_bytes: int, sequence: int, rows_per_unit: int, unit_bytes: int,
-              headroom: float = HEADROOM, prefill: int | None = None) -> int:
+              headroom: float = HEADROOM, prefill: int | None = None, image: bool = False) -> int:
     """How many units fit in `headroom` of `free_bytes` when each adds `rows_per_unit` sequences (of `sequence`
-    tokens, `prefill` of them the prompt) and `unit_bytes`."""
-    per_unit = unit_bytes + sum(_per_batch(config, dtype.itemsize, rows_per_unit, sequence, prefill).values())
+    tokens, `prefill` of them the prompt, with a picture for `image`) and `unit_bytes`."""
+    per_unit = unit_bytes + sum(_per_batch(config, dtype.itemsize, rows_per_unit, sequence, prefill,
+                                           image).values())
     return int(int(headroom * free_bytes) // per_unit)
 
 

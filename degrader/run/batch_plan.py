@@ -83,24 +83,25 @@ class BatchPlan:
         self.fits: int | None = None  # units whose copies and rows fit in the memory free when the group was taken
         # (None: not measured for the group held, e.g. its last variant asked for one unit per batch)
 
-    def size_prompts(self, model, config: ExperimentConfig, prompt_length: int) -> None:
+    def size_prompts(self, model, config: ExperimentConfig, prompt_length: int, image: bool = False) -> None:
         """The most prompts per batch that fit: the config's cap, and on a GPU its free memory."""
         self.monitor = self.monitor or VramMonitor(self.device)
         cap = min(config.max_batch_size, len(config.prompts))
         if self.device.type == "cuda":
             sequence = bucket(prompt_length) + config.max_new_tokens
             cap = max(1, min(cap, memory.max_batch(model.config, model.dtype, self._free(), sequence,
-                                                   prefill=bucket(prompt_length))))
+                                                   prefill=bucket(prompt_length), image=image)))
         self.max_prompts = self.prompts = cap
 
     def size_units(self, model, requested: int, n_units: int, sequence: int, unit_bytes: int,
-                   unsupported: str | None, same_group: bool = False, prefill: int | None = None) -> None:
+                   unsupported: str | None, same_group: bool = False, prefill: int | None = None,
+                   image: bool = False) -> None:
         """Units per batch at most: `requested` (0 = auto), `n_units`, and what fits in memory.
 
-        `sequence`: prompt and new tokens of one row (`prefill`: the prompt's); `unit_bytes`: what each unit's
-        copies of the group take; `unsupported`: why the group cannot be rep-batched (None when it can);
-        `same_group`: the last variant's group, whose stacks and decoders hold memory that this variant uses
-        again: what fit then fits now."""
+        `sequence`: prompt and new tokens of one row (`prefill`: the prompt's; `image`: with a picture);
+        `unit_bytes`: what each unit's copies of the group take; `unsupported`: why the group cannot be
+        rep-batched (None when it can); `same_group`: the last variant's group, whose stacks and decoders hold
+        memory that this variant uses again: what fit then fits now."""
         if requested == 1 or n_units == 1 or unsupported is not None:
             if unsupported is not None and requested != 1:
                 logger.info("one unit per batch: %s", unsupported)
@@ -110,7 +111,7 @@ class BatchPlan:
         else:
             if not same_group or self.fits is None:
                 self.fits = memory.max_units(model.config, model.dtype, self._free(), sequence, self.prompts,
-                                             unit_bytes, prefill=prefill)
+                                             unit_bytes, prefill=prefill, image=image)
             self.max_units = memory.planned_units(n_units, requested, self.fits)
 
     def _free(self) -> int:

@@ -53,7 +53,8 @@ def print_plan(config: ExperimentConfig, request: LaunchRequest) -> int:
     architecture = model_config(config.model_name)
     batch = min(config.max_batch_size, len(config.prompts))
     sequence = sequence_length(config, architecture)
-    estimate = memory.estimate(architecture, dtype, batch, sequence, prefill=sequence - config.max_new_tokens)
+    estimate = memory.estimate(architecture, dtype, batch, sequence, prefill=sequence - config.max_new_tokens,
+                               image=config.image_enabled)
     lines = [
         f"experiment      {config.config_name} ({config.prompt_group}, {len(config.prompts)} prompts "
         f"from {config.prompts_file or 'the built-in set'})",
@@ -94,7 +95,8 @@ def _rep_line(config: ExperimentConfig, architecture, dtype, batch: int, estimat
     free = {gib: gib * 2**30 - estimate.weights for gib in (80, 141)}
     units = {gib: memory.planned_units(n_units, config.units_per_batch,
                                       memory.max_units(architecture, dtype, bytes_free, sequence, batch, copies,
-                                                       prefill=sequence - config.max_new_tokens))
+                                                       prefill=sequence - config.max_new_tokens,
+                                                       image=config.image_enabled))
              for gib, bytes_free in free.items()}
     return (f"rep-batching    each unit in a batch adds {copies / 2**30:.2f} GiB of copies + "
             f"{(estimate.total - estimate.weights) / 2**30:.2f} GiB for its {batch} prompts; "

@@ -120,10 +120,11 @@ class ModelWorker:
             self.params = params
             if not same_prompts:
                 self.prompts = PromptSet.of(self.loaded, config)
-            self.plan.size_prompts(self.loaded.model, config, self.prompts.length)
+            self.plan.size_prompts(self.loaded.model, config, self.prompts.length, self.prompts.image is not None)
         self.plan.size_units(self.loaded.model, config.units_per_batch, total_units(config), self._sequence(),
                              self.weights.baseline.nbytes, self.weights.unsupported,
-                             same_group=same_group and same_decoding, prefill=bucket(self.prompts.length))
+                             same_group=same_group and same_decoding, prefill=bucket(self.prompts.length),
+                             image=self.prompts.image is not None)
         if same_group:  # the same group: its stacks and the decoders compiled for them stay (weights.keep)
             self.weights.keep(self.max_units)
         logger.info("variant %s: %s on %s = %d tensors, baseline %.1f MB, units per batch: at most %d",

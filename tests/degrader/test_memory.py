@@ -25,3 +25,36 @@ def test_datasheet_bandwidth_by_gpu_name():
     assert memory.datasheet_bandwidth("NVIDIA H200") == 4.8e12
     assert (memory.datasheet_bandwidth("NVIDIA H100 80GB HBM3") == memory.datasheet_bandwidth("an unknown GPU")
             == 3.35e12)
+
+
+# Peaks of `scripts/benchmark.py --group attn_only --levels 0.3 --reps N --skip-naive` on one H100 80GB HBM3
+# (docs/performance.md): 38 prompts of 26 tokens (bucket 32) + 350 new tokens, N units per batch.
+MEASURED_PEAK_GIB = {1: 10.09, 10: 30.25, 25: 63.03}
+
+
+def test_activations_peak_in_the_prefill_not_over_the_whole_sequence():
+    config = random_config("gemma-3-4b-it")  # hidden 2560, intermediate 10240
+    assert memory.estimate(config, torch.bfloat16, 38, 382, prefill=32).activations == 4 * 38 * 32 * 10240 * 2
+    assert memory.estimate(config, torch.bfloat16, 38, 382).activations == 4 * 38 * 382 * 10240 * 2  # upper bound
+    with_prefill = memory.max_units(config, torch.bfloat16, 56 * 2**30, 382, 38, 0, headroom=1, prefill=32)
+    assert with_prefill > memory.max_units(config, torch.bfloat16, 56 * 2**30, 382, 38, 0, headroom=1)
+
+
+def test_the_estimate_is_within_a_few_percent_of_the_peaks_measured_on_an_h100():
+    config = random_config("gemma-3-4b-it")
+    copies = memory.group_bytes(config, torch.bfloat16, "attn_only")
+    for units, peak in MEASURED_PEAK_GIB.items():
+        rows = memory.estimate(config, torch.bfloat16, 38 * units, 32 + 350, prefill=32)
+        estimate = (rows.total + (units - 1) * copies) / 2**30
+        assert abs(estimate - peak) / peak < 0.02, (units, estimate, peak)
+
+
+def test_a_picture_in_each_row_costs_the_vision_towers_activations():
+    config = random_config("gemma-3-4b-it")  # SigLIP: 896 px in 14 px patches (4,096), intermediate 4,304
+    assert (config.vision_config.image_size, config.vision_config.patch_size) == (896, 14)
+    with_picture = memory.estimate(config, torch.bfloat16, 20, 600, prefill=300, image=True)
+    assert with_picture.activations == 4 * 20 * 4096 * 4304 * 2  # the vision tower's, larger than the text's
+    assert memory.estimate(config, torch.bfloat16, 20, 600, prefill=300).activations == 4 * 20 * 300 * 10240 * 2
+    text_only = random_config("gemma-3-270m")  # no vision tower: the flag changes nothing
+    assert memory.estimate(text_only, torch.bfloat16, 4, 64, 16, image=True) == \
+        memory.estimate(text_only, torch.bfloat16, 4, 64, 16)
