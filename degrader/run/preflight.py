@@ -35,9 +35,6 @@ BYTES_PER_TOKEN = 6  # an output token as JSON text, generously
 COPIES_ON_DISK = 3  # journal + output + the temporary file of a compaction, at the worst instant
 OFFLINE_HUB = ("no network access to the Hugging Face Hub: use --model embedded, a local folder, or "
                "random:gemma-3-4b-it for a dry run")
-# The Hub's reachability by endpoint, for the launch in progress (`preflight` starts each launch afresh): a dry run
-# asks in preflight and again for each config's plan, and without a network each probe can take HUB_TIMEOUT_S.
-_hub_answers: dict[str, bool] = {}
 
 
 class PreflightError(ValueError):
@@ -132,24 +129,10 @@ def hub_endpoint() -> str:
 
 
 def hub_reachable() -> bool:
-    """Whether the Hugging Face Hub can be reached (HF_HUB_OFFLINE=1 says no without trying); probed once per launch
-    and endpoint, then remembered until `forget_hub_answers`."""
+    """Whether the Hugging Face Hub can be reached (HF_HUB_OFFLINE=1 says no without trying)."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
-    endpoint = hub_endpoint()
-    if endpoint not in _hub_answers:
-        _hub_answers[endpoint] = _probe_hub(endpoint)
-    return _hub_answers[endpoint]
-
-
-def forget_hub_answers() -> None:
-    """Probe the Hub afresh at the next `hub_reachable` (a new launch: the network may have changed)."""
-    _hub_answers.clear()
-
-
-def _probe_hub(endpoint: str) -> bool:
-    """A TCP connection to the Hub's host within HUB_TIMEOUT_S."""
-    address = urlsplit(endpoint)
+    address = urlsplit(hub_endpoint())
     port = address.port or (443 if address.scheme == "https" else 80)
     try:
         socket.create_connection((address.hostname, port), timeout=HUB_TIMEOUT_S).close()
@@ -257,7 +240,6 @@ def _hub_cached(spec: str) -> bool:
 
 def preflight(configs: list[ExperimentConfig], request: LaunchRequest) -> list[int]:
     """Every check of a launch before Ray starts; returns the missing records of each config."""
-    forget_hub_answers()  # a new launch asks the Hub once, and its dry run's plans reuse the answer
     check_model(configs[0].model_name, request.dry_run)  # a sweep's variants share the model
     if not request.dry_run:  # a dry run may plan for GPUs this machine does not have
         check_gpus(request.gpus, request.address)

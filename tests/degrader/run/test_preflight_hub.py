@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from configs.experiments import apply_overrides, get_config
-from degrader.run.options import LaunchRequest
-from degrader.run.preflight import (
-    PreflightError,
-    check_hub_access,
-    check_model,
-    forget_hub_answers,
-    hub_reachable,
-    offline_config_name,
-    preflight,
-)
+from degrader.run.preflight import PreflightError, check_hub_access, check_model
 
 GOOD, EXPIRED = "hf_good_token_never_printed", "hf_expired_token_never_printed"
 
@@ -67,14 +56,6 @@ class FakeHub(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(autouse=True)
-def fresh_hub_answers():
-    """Each test is a launch of its own: the Hub's reachability is asked again."""
-    forget_hub_answers()
-    yield
-    forget_hub_answers()
-
-
 @pytest.fixture
 def hub(monkeypatch):
     """A local Hub on a free port; HF_ENDPOINT points at it, HF_TOKEN holds the good token."""
@@ -119,71 +100,10 @@ def test_an_unknown_model_is_named(hub):
 
 
 def test_a_hub_that_does_not_answer_in_time_only_warns(monkeypatch, caplog):
+    import socket
+
     with socket.socket() as silent:  # accepts connections (the kernel's backlog) but never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         check_hub_access("org/open", endpoint=f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.5)
     assert "could not ask the Hugging Face Hub about org/open" in caplog.text
-
-
-class ProbeCounter:
-    """A local TCP server that counts reachability probes (connections closed without a byte) and closes every
-    connection unanswered (an HTTP request to it fails, which check_hub_access only warns about)."""
-
-    END = b"end"
-
-    def __init__(self):
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.probes = 0
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.server.getsockname()[1]}"
-
-    def _serve(self) -> None:
-        while True:
-            connection, _ = self.server.accept()
-            with connection:
-                connection.settimeout(5)
-                first = connection.recv(len(self.END))
-            if first == self.END:
-                return
-            self.probes += not first
-
-    def count(self) -> int:
-        """The probes so far: connections are taken in order, so once the end marker is read all came before it."""
-        with socket.create_connection(self.server.getsockname()) as marker:
-            marker.sendall(self.END)
-        self.thread.join(timeout=10)
-        self.server.close()
-        return self.probes
-
-
-def test_a_dry_run_probes_the_hub_once_per_launch(monkeypatch, tmp_path):
-    """preflight asks, then each variant's plan reuses the answer (offline, each probe may take 5 s)."""
-    counter = ProbeCounter()
-    monkeypatch.setenv("HF_ENDPOINT", counter.endpoint)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setenv("HF_TOKEN", GOOD)
-    spec = "org/gemma-3-4b-it"  # a Hub model that is not cached, with a shipped architecture of its name
-    configs = [apply_overrides(get_config("dreams_it"), [f"model_name={spec}", f"name_suffix=v{i}"]) for i in range(3)]
-    request = LaunchRequest(results_dir=tmp_path / "results", logs_dir=tmp_path / "logs", dry_run=True)
-    preflight(configs, request)
-    assert [offline_config_name(c.model_name) for c in configs] == [None] * 3  # reachable: the plans read the Hub
-    assert counter.count() == 1
-
-
-def test_the_next_launch_probes_again():
-    """A launch's answer is not the next one's: preflight forgets it."""
-    counters = [ProbeCounter(), ProbeCounter()]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("HF_HUB_OFFLINE", raising=False)
-        patch.setenv("HF_ENDPOINT", counters[0].endpoint)
-        assert hub_reachable() and hub_reachable()
-        forget_hub_answers()
-        assert hub_reachable()
-        patch.setenv("HF_ENDPOINT", counters[1].endpoint)  # another endpoint is asked on its own
-        assert hub_reachable()
-    assert [c.count() for c in counters] == [2, 1]
