@@ -23,6 +23,7 @@ from ray.util.metrics import Counter
 
 from actors.logs import setup_actor_logging
 from configs.experiments import ExperimentConfig
+from degrader.decoding.compile_cache import CompileCacheRedirect, use_model_compile_cache
 from degrader.run.plan import Unit
 from degrader.run.worker import ModelWorker, UnitReport
 
@@ -44,6 +45,7 @@ class ModelActor:
         node = ray.get_runtime_context().get_node_id()
         self.worker = ModelWorker(config, device, name, {"ray_node_id": node, "host": socket.gethostname()})
         self.writer = None  # the ResultWriter of the current variant's output (load / set_variant)
+        self.compile_cache: CompileCacheRedirect | None = None  # the keyed on-disk compile cache, set by load
         self.tokens = Counter("degrader_tokens_generated", "new tokens generated", tag_keys=("actor",))
         self.records = Counter("degrader_records_generated", "records generated", tag_keys=("actor",))
 
@@ -59,7 +61,9 @@ class ModelActor:
         if writer is not None:  # a reload after a restart (_ensure_loaded) keeps the writer set_variant gave
             self.writer = writer
         try:
-            description = self.worker.load()  # a compiling worker also points the compile cache at its keyed folder
+            description = self.worker.load()
+            if self.compile_cache is None:  # before the first compile (warm_up): cache_dir()/compile/<model key>
+                self.compile_cache = use_model_compile_cache(self.worker.loaded)
             return {**description, "actor": self.name, "pid": os.getpid(), "units_per_batch": self.worker.max_units}
         except Exception:
             logger.exception("%s failed to load the model", self.origin)

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from actors.driver import batch_sizes, take_batch  # noqa: E402
 from configs.experiments import apply_overrides, get_config  # noqa: E402
 from degrader import memory  # noqa: E402
+from degrader.decoding.compile_cache import use_model_compile_cache  # noqa: E402
 from degrader.decoding.generation import encode  # noqa: E402
 from degrader.decoding.static_decode import bucket  # noqa: E402
 from degrader.groups import is_vision  # noqa: E402
@@ -199,6 +200,7 @@ def main() -> None:
     worker = ModelWorker(config, device, "benchmark", ignore_eos=True, attention=args.attention,
                          compile_mode=args.compile_mode)
     load_s = timed(worker.load)
+    use_model_compile_cache(worker.loaded)  # the launcher's keyed on-disk compile cache, before the first compile
     units = [Unit(level, r, tuple(range(len(config.prompts)))) for level in args.levels for r in range(args.reps)]
     sequence = bucket(worker.prompts.length) + config.max_new_tokens
     limit, gpu, bandwidth = bandwidth_limit(worker, worker.prompt_batch_size, sequence)

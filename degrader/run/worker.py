@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from degrader.decoding.compile_cache import CompileCacheRedirect, use_model_compile_cache
 from degrader.decoding.edits import ModelEdits, prepare_for_decoding
 from degrader.decoding.fused import Fusion
 from degrader.decoding.generation import Generation, SamplingParams, generate, perplexities
@@ -65,7 +64,6 @@ class ModelWorker:
         self.decoders: DecoderCache | None = None  # compiled static decoders (static only)
         self.prompts: PromptSet | None = None  # the variant's picture and prompt length
         self.texts: TextGenerator | None = None  # the judge's decode path (generate_texts), built on first use
-        self.compile_cache: CompileCacheRedirect | None = None  # the keyed on-disk compile cache (compiled only)
 
     def load(self) -> dict:
         """Load the model and prepare the config's variant; returns the model's description."""
@@ -78,7 +76,6 @@ class ModelWorker:
         self.prompts = self.texts = None
         logger.info("loaded %s on %s in %.1fs", self.loaded.name, self.device, time.perf_counter() - started)
         self.prepare(cfg)
-        self._use_compile_cache()
         return self.loaded.description
 
     def _edit_model(self) -> None:
@@ -87,13 +84,6 @@ class ModelWorker:
         self.fusion = self.edits.fusion
         if self.device.type == "cuda":  # the replaced weights' memory, before free memory sizes the batches
             torch.cuda.empty_cache()
-
-    def _use_compile_cache(self) -> None:
-        """Point inductor's and Triton's caches at cache_dir()/compile/<key of the model as loaded and edited>, once,
-        before the first compile; only a worker that compiles (static, with a compile mode). `compile_cache.undo()`
-        puts them back."""
-        if self.static and self.compile_mode is not None and self.compile_cache is None:
-            self.compile_cache = use_model_compile_cache(self.loaded)
 
     def prepare(self, config: ExperimentConfig) -> None:
         """Switch to `config`, a variant for the same model (group, method, levels, task), without reloading.

@@ -1,35 +1,13 @@
 """ModelWorker without Ray: the out-of-memory retry and sweep variants, on the real embedded model."""
 
-import os
-
 import pytest
 import torch
 
 import degrader.run.weights as weights_module
 import degrader.run.worker as worker_module
-from degrader.decoding.compile_cache import CACHE_DIR_ENV, loaded_model_key
-from degrader.embedded import EMBEDDED_NAME, embedded_folder
 from degrader.run.plan import Unit
 from degrader.run.worker import ModelWorker
 from tests.actors.conftest import small_config, stable
-
-
-@pytest.fixture(autouse=True)
-def compile_cache_undone(monkeypatch):
-    """A compiling worker's load redirects the process's compile cache: undo each one after its test, so the tests
-    that follow compile where they did before."""
-    redirects = []
-    use = ModelWorker._use_compile_cache
-
-    def use_and_remember(self):
-        use(self)
-        if self.compile_cache is not None and self.compile_cache not in redirects:
-            redirects.append(self.compile_cache)
-
-    monkeypatch.setattr(ModelWorker, "_use_compile_cache", use_and_remember)
-    yield
-    for redirect in reversed(redirects):
-        redirect.undo()
 
 
 @pytest.fixture(scope="module")
@@ -214,25 +192,3 @@ def test_a_variant_of_the_same_group_keeps_the_stacks_and_compiles_nothing():
     assert len(emitted) == 6 and ordered(emitted) == ordered(expected)
     worker.prepare(second.replace(param_group_name="mlp_only", name_suffix="mlp"))  # another group: new stacks
     assert worker.weights.stacks is None and worker.weights.generation > generation
-
-
-def test_a_compiling_worker_points_the_compile_cache_at_its_keyed_folder_and_an_eager_one_does_not(tmp_path,
-                                                                                                     monkeypatch):
-    """The keyed on-disk compile cache comes with load, before the first compile, for every user of the worker (the
-    actor, the benchmarks); a worker that never compiles leaves inductor's cache where it was."""
-    (tmp_path / EMBEDDED_NAME).symlink_to(embedded_folder())  # the converted model, not converted again
-    monkeypatch.setenv("DEGRADER_CACHE", str(tmp_path))
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "before"))
-    eager = ModelWorker(small_config(), torch.device("cpu"), "eager", static=False)
-    eager.load()
-    assert eager.compile_cache is None and os.environ[CACHE_DIR_ENV] == str(tmp_path / "before")
-    assert not (tmp_path / "compile").exists()
-    static = ModelWorker(small_config(), torch.device("cpu"), "static", static=True)
-    static.load()
-    try:
-        keyed = (tmp_path / "compile" / loaded_model_key(static.loaded)).resolve()
-        assert static.compile_cache.directory == keyed and os.environ[CACHE_DIR_ENV] == str(keyed)
-        assert keyed.is_dir()
-    finally:
-        static.compile_cache.undo()
-    assert os.environ[CACHE_DIR_ENV] == str(tmp_path / "before")
