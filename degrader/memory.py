@@ -66,9 +66,10 @@ def _per_batch(config, size: int, batch: int, sequence: int, prefill: int | None
     text = getattr(config, "text_config", config)
     activations = 4 * batch * min(prefill or sequence, sequence) * max(text.hidden_size, text.intermediate_size)
     vision = getattr(config, "vision_config", None)
-    if image and vision is not None:
-        patches = (vision.image_size // vision.patch_size) ** 2
-        activations = max(activations, 4 * batch * patches * max(vision.hidden_size, vision.intermediate_size))
+    sizes = [getattr(vision, name, None) for name in ("image_size", "patch_size", "hidden_size", "intermediate_size")]
+    if image and None not in sizes:  # a SigLIP-like tower (Gemma 3's); another kind is not counted
+        image_size, patch_size, hidden, intermediate = sizes
+        activations = max(activations, 4 * batch * (image_size // patch_size) ** 2 * max(hidden, intermediate))
     return {"kv_cache": kv_bytes_per_token(config, size) * batch * sequence,
             "logits": 4 * batch * text.vocab_size * 2,
             "activations": activations * size}

@@ -133,10 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if request.dry_run:
-        from degrader.run.dry_run import print_plan
+        from degrader.run.dry_run import print_plans
 
         try:
-            return max(print_plan(config, request) for config in configs)
+            return print_plans(configs, request)
         except ValueError as error:  # an output that is not a results file
             print(f"error: {error}", file=sys.stderr)
             return 2

@@ -16,6 +16,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from configs.experiments import apply_overrides, get_config  # noqa: E402
+from degrader.decoding.compile_cache import use_model_compile_cache  # noqa: E402
 from degrader.decoding.generation import generate  # noqa: E402
 from degrader.run.plan import Unit  # noqa: E402
 from degrader.run.worker import ModelWorker  # noqa: E402
@@ -47,6 +48,7 @@ def main() -> None:
                                                        f"units_per_batch={args.units_per_batch}"])
     worker = ModelWorker(config, torch.device("cuda"), "profile", ignore_eos=True)
     worker.load()
+    use_model_compile_cache(worker.loaded)  # the launcher's keyed on-disk compile cache, before the first compile
     units = [Unit(config.levels[0], r, tuple(range(len(config.prompts)))) for r in range(worker.max_units)]
     worker.fit_stacks(len(units))
     run_units = lambda: worker.generate_units(units, lambda records: None)  # noqa: E731

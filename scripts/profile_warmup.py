@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from torch._dynamo.utils import compilation_time_metrics, counters  # noqa: E402
 
 from configs.experiments import apply_overrides, get_config  # noqa: E402
+from degrader.decoding.compile_cache import use_model_compile_cache  # noqa: E402
 from degrader.run.plan import Unit  # noqa: E402
 from degrader.run.worker import ModelWorker  # noqa: E402
 
@@ -82,8 +83,9 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     worker = ModelWorker(config, device, "profile", ignore_eos=True, compile_mode=args.compile_mode)
     report = {"gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-              "model": args.model, "import_s": round(IMPORT_S, 2), "load": phase(device, worker.load),
-              "compile_cache": str(worker.compile_cache.directory) if worker.compile_cache else None}
+              "model": args.model, "import_s": round(IMPORT_S, 2), "load": phase(device, worker.load)}
+    # the launcher's keyed on-disk compile cache (as ModelActor.load sets it), before the first compile
+    report["compile_cache"] = str(use_model_compile_cache(worker.loaded).directory)
 
     def warm_up(n_units: int):
         return lambda: (worker.fit_stacks(n_units), worker.warm_up(n_units))
@@ -92,12 +94,14 @@ def main() -> None:
         report[f"warm_up {args.group} {n_units} units"] = phase(device, warm_up(n_units))
         print(json.dumps({n_units: report[f"warm_up {args.group} {n_units} units"]["s"]}), file=sys.stderr)
     if args.generate:
-        n_units = args.units[0]
-        units = [Unit(0.3, r, tuple(range(len(config.prompts)))) for r in range(n_units)]
-        generation = phase(device, lambda: (worker.fit_stacks(n_units), worker.lesion(units),
-                                            worker.generate_units(units, lambda records: None)))
-        generation["tokens_per_s"] = round(n_units * len(config.prompts) * args.max_new_tokens / generation["s"])
-        report[f"generate {n_units} units"] = generation
+        units = [Unit(0.3, r, tuple(range(len(config.prompts)))) for r in range(args.units[0])]
+        worker.fit_stacks(len(units))
+        worker.lesion(units)
+        reports = []
+        generation = phase(device, lambda: reports.extend(worker.generate_units(units, lambda records: None)))
+        # the units the batch really held (what fits may be fewer than asked), every prompt of each
+        generation["tokens_per_s"] = round(len(reports) * len(config.prompts) * args.max_new_tokens / generation["s"])
+        report[f"generate {len(reports)} units"] = generation
     if args.then_group:
         worker.prepare(config.replace(param_group_name=args.then_group))
         report[f"warm_up {args.then_group} {args.units[0]} units"] = phase(device, warm_up(args.units[0]))

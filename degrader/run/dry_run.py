@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from degrader import memory
+from degrader.decoding.static_decode import bucket
 from degrader.models import EMBEDDED_SPEC, RANDOM_PREFIX, hf_token, model_name, resolve_dtype
 from degrader.random_models import random_config
 from degrader.run.legacy import ORIGINAL_SCHEMA
@@ -42,18 +43,31 @@ def sequence_length(config: ExperimentConfig, architecture) -> int:
     return longest + image + config.max_new_tokens
 
 
-def print_plan(config: ExperimentConfig, request: LaunchRequest) -> int:
-    """Print units, prompts, output file and memory per actor; return exit code 0."""
+def prefill_tokens(config: ExperimentConfig, sequence: int) -> int:
+    """The prompt part of `sequence`, rounded up to the length bucket as the static decoder rounds it."""
+    return bucket(sequence - config.max_new_tokens)
+
+
+def print_plans(configs: list[ExperimentConfig], request: LaunchRequest) -> int:
+    """The plan of each config (a sweep's variants); a model's architecture is read once for all of them (for a
+    Hub model offline, that is one probe of the Hub, not one per variant). Returns exit code 0."""
+    architectures = {spec: model_config(spec) for spec in dict.fromkeys(c.model_name for c in configs)}
+    return max(print_plan(config, request, architectures[config.model_name]) for config in configs)
+
+
+def print_plan(config: ExperimentConfig, request: LaunchRequest, architecture=None) -> int:
+    """Print units, prompts, output file and memory per actor; return exit code 0. `architecture`: the model's
+    config when the caller has read it (None: read here)."""
     path = output_path(config, request.results_dir)
     # a file that is not a results file is preflight's one-line error, also with --force (which skips that check)
     existing = {record_key(r): r for r in existing_records(path)} if path.exists() else {}
     units = missing_units(config, set(existing))
     device = torch.device("cuda" if request.gpus else "cpu")
     dtype = resolve_dtype(config.dtype, device)
-    architecture = model_config(config.model_name)
+    architecture = architecture if architecture is not None else model_config(config.model_name)
     batch = min(config.max_batch_size, len(config.prompts))
     sequence = sequence_length(config, architecture)
-    estimate = memory.estimate(architecture, dtype, batch, sequence, prefill=sequence - config.max_new_tokens,
+    estimate = memory.estimate(architecture, dtype, batch, sequence, prefill=prefill_tokens(config, sequence),
                                image=config.image_enabled)
     lines = [
         f"experiment      {config.config_name} ({config.prompt_group}, {len(config.prompts)} prompts "
@@ -95,7 +109,7 @@ def _rep_line(config: ExperimentConfig, architecture, dtype, batch: int, estimat
     free = {gib: gib * 2**30 - estimate.weights for gib in (80, 141)}
     units = {gib: memory.planned_units(n_units, config.units_per_batch,
                                       memory.max_units(architecture, dtype, bytes_free, sequence, batch, copies,
-                                                       prefill=sequence - config.max_new_tokens,
+                                                       prefill=prefill_tokens(config, sequence),
                                                        image=config.image_enabled))
              for gib, bytes_free in free.items()}
     return (f"rep-batching    each unit in a batch adds {copies / 2**30:.2f} GiB of copies + "
