@@ -37,8 +37,11 @@ def run_experiment(config: ExperimentConfig, options: LaunchOptions) -> dict:
     return run_sweep([config], options)[0]
 
 
-def run_sweep(configs: list[ExperimentConfig], options: LaunchOptions) -> list[dict]:
-    """Run each variant in turn on the same actors, which keep their model loaded between variants."""
+def run_sweep(configs: list[ExperimentConfig], options: LaunchOptions, missing: list[int] | None = None) -> list[dict]:
+    """Run each variant in turn on the same actors, which keep their model loaded between variants.
+
+    `missing`: records still missing per config (preflight's count): the actors are then launched for the first
+    variant with work before its output opens, so that they load meanwhile."""
     sink = LogSink.options(name=SINK_NAME, scheduling_strategy=local_pin()).remote(
         str(options.log_path) if options.log_path else None)
     fleet = ActorFleet(options, SINK_NAME)  # started by the first variant with work
@@ -48,6 +51,9 @@ def run_sweep(configs: list[ExperimentConfig], options: LaunchOptions) -> list[d
         logger.info("variants run grouped by task and parameter group, so that actors keep their unit stacks and "
                     "compiled decoders between them: %s", ", ".join(configs[i].name_suffix for i in order))
     try:
+        first = next((i for i in order if missing[i]), None) if missing is not None else None
+        if first is not None:
+            fleet.launch(configs[first])
         summaries = {i: _run_variant(configs[i], options, fleet, started, peers(configs, i)) for i in order}
         return [summaries[i] for i in range(len(configs))]
     finally:

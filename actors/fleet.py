@@ -83,29 +83,45 @@ class ActorFleet:
         self.pings: dict = {}  # pid ref -> an actor that died, until Ray has restarted it
         self.switches: dict = {}  # set_variant ref -> a restarted actor, until it holds the current variant
         self.variant: Variant | None = None
+        self.loads: list = []  # load refs of actors launched and not yet started (launch, then start)
+        self.launched: ExperimentConfig | None = None  # the variant the actors were launched with
+        self.began = 0.0  # when the actors were launched
         self.load_s = 0.0  # actor start + model load, of the variant that started the fleet
 
     @property
     def started(self) -> bool:
-        """Whether the actors run (started by the first variant with work)."""
-        return bool(self.actors)
+        """Whether the actors run and hold their model (started by the first variant with work)."""
+        return bool(self.actors) and not self.loads
 
-    def start(self, config: ExperimentConfig, writer) -> list[int]:
-        """Start and load the ModelActors; returns the most units each one may decode per batch."""
+    def launch(self, config: ExperimentConfig) -> None:
+        """Start the ModelActors and their model load for `config` without waiting: they load while the driver
+        opens the first output; `start` then waits for them."""
         if self.actors:
-            raise ValueError("the fleet is already started: call switch() for another variant")
-        began = time.monotonic()
+            raise ValueError("the fleet is already launched: call start() (first variant) or switch()")
+        self.began, self.launched = time.monotonic(), config
         self.actors = [ModelActor.options(name=self.options.actor_name(i), scheduling_strategy="SPREAD",
                                           **self.options.actor_resources())
                        .remote(config, self.options.actor_name(i), self.sink_name, self.options.log_level)
                        for i in range(self.options.n_actors)]
-        descriptions = ray.get([actor.load.remote(writer) for actor in self.actors])
-        self.load_s = time.monotonic() - began
+        self.loads = [actor.load.remote() for actor in self.actors]
+
+    def start(self, config: ExperimentConfig, writer) -> list[int]:
+        """Wait for the actors' load (launched here unless `launch` did it) and give them the output's writer
+        (and `config`, if they were launched with another variant); returns the most units each one may decode
+        per batch."""
+        if not self.actors:
+            self.launch(config)
+        elif not self.loads:
+            raise ValueError("the fleet is already started: call switch() for another variant")
+        descriptions, self.loads = ray.get(self.loads), []
+        self.load_s = time.monotonic() - self.began
         for description in descriptions:
             logger.info("%s ready (pid %s): %s, %s, units per batch: %d", description["actor"], description["pid"],
                         description["architecture"], description["dtype"], description["units_per_batch"])
         self.variant, self.idle = Variant(config, writer), list(self.actors)
-        return [description["units_per_batch"] for description in descriptions]
+        if config is self.launched:
+            return ray.get([actor.set_writer.remote(writer) for actor in self.actors])
+        return ray.get([actor.set_variant.remote(config, writer) for actor in self.actors])
 
     def switch(self, config: ExperimentConfig, writer) -> list[int]:
         """Switch every idle actor to another variant of the loaded model; returns their units per batch."""
@@ -215,4 +231,4 @@ class ActorFleet:
         """Stop every actor (no restart), so that GPUs and actor names are free again."""
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
-        self.actors, self.idle, self.busy, self.pings, self.switches = [], [], {}, {}, {}
+        self.actors, self.idle, self.busy, self.pings, self.switches, self.loads = [], [], {}, {}, {}, []

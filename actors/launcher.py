@@ -63,7 +63,7 @@ def launch(configs: list[ExperimentConfig], request: LaunchRequest, missing: lis
                     ", ".join(str(output_path(config, request.results_dir)) for config in configs))
         return 0
     try:
-        return _run(configs, request, options, run_id)
+        return _run(configs, request, options, run_id, missing)
     finally:
         logger.info("timings %s", json.dumps({"total_s": round(time.monotonic() - request.started, 3)}))
 
@@ -75,15 +75,16 @@ def experiment_id(configs: list[ExperimentConfig], request: LaunchRequest) -> st
     return output_path(configs[0], request.results_dir).stem.removeprefix("outputs_")
 
 
-def _run(configs: list[ExperimentConfig], request: LaunchRequest, options: LaunchOptions, run_id: str) -> int:
-    """Start Ray in the namespace of `run_id` (`experiment_id`), run the sweep and turn its failures into one line and
-    an exit code."""
+def _run(configs: list[ExperimentConfig], request: LaunchRequest, options: LaunchOptions, run_id: str,
+         missing: list[int] | None = None) -> int:
+    """Start Ray in the namespace of `run_id` (`experiment_id`), run the sweep (`missing`: preflight's count per
+    config) and turn its failures into one line and an exit code."""
     log_file = options.log_path
     try:
         start_ray(request.address, f"degrader-{run_id}")
         options = dataclasses.replace(options, ray_start_s=round(time.monotonic() - request.started, 3))
         check_resources(options)
-        summary = run_sweep(configs, options)
+        summary = run_sweep(configs, options, missing)
     except (OutputLockedError, CorruptOutputError, StoreWriteError, ValueError, RuntimeError) as error:
         logger.error("%s", getattr(error, "cause", None) or error)
         return 1

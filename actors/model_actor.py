@@ -69,6 +69,11 @@ class ModelActor:
             logger.exception("%s failed to load the model", self.origin)
             raise
 
+    def set_writer(self, writer) -> int:
+        """The output's writer, for an actor loaded before its output was opened; returns its units per batch."""
+        self.writer = writer
+        return self.worker.max_units
+
     def set_variant(self, config: ExperimentConfig, writer) -> int:
         """Switch to another variant of the loaded model (a sweep's next output) and its writer.
 

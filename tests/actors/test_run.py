@@ -124,6 +124,27 @@ def test_a_sweep_writes_one_resumable_file_per_variant_from_one_model_load(ray_c
     assert [s["ran_units"] for s in run_sweep(variants, options)] == [0, 0, 0]
 
 
+def test_actors_launched_before_the_first_output_opens_serve_the_next_variant_with_work(ray_cluster, tmp_path):
+    """With preflight's counts the actors start loading before the first output opens. Here the first variant
+    turns out done when its output opens (its records came meanwhile): the next variant takes the launched
+    actors (switched to it), and writes every record of its own."""
+    from actors.driver import run_sweep
+    from configs.experiments import apply_overrides
+    from configs.sweeps import apply_variant
+
+    variants = [apply_overrides(apply_variant(small_config(), v), ["deg_steps=2", "max_deg=0.5", "min_deg=0"])
+                for v in ("gauss_attn", "ablation_attn")]
+    options = LaunchOptions(results_dir=tmp_path, log_path=tmp_path / "run.log")
+    assert run_sweep(variants[:1], options, missing=[12])[0]["ran_units"] == 4  # launched, then started with it
+    summaries = run_sweep(variants, options, missing=[12, 12])  # a stale count: the first launches the actors
+    assert [s["ran_units"] for s in summaries] == [0, 4]
+    records = records_of(summaries[1]["output"])
+    assert len(records) == 12 and {r["degradation_method"] for r in records} == {"ablation"}
+    log = (tmp_path / "run.log").read_text()
+    assert log.count("loaded embedded:gemma-3-270m") == 2  # one load per sweep
+    assert "variant 2025_05_20_dreams_ablation_attn: ablation on attn_only" in log
+
+
 def test_the_dashboard_names_what_each_actor_does_and_the_log_has_timings(ray_cluster, tmp_path, caplog):
     """Ray reads an actor's Repr once, at its start: the task list shows each run_units call by its units."""
     import json
