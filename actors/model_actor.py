@@ -7,7 +7,8 @@ the failing unit and re-raised, so the driver sees them.
 The constructor takes only plain values (the log sink by its actor name): Ray keeps an actor handle
 among a restartable actor's constructor arguments in the object store, which its restart would need
 (ray-project/ray#53727, the `core_worker.cc ... max_restarts > 0` error line). The writer comes with
-`load` and `set_variant`, which the driver calls again after a restart.
+`load`, `set_writer` (actors launched before their output opened) or `set_variant`, which the driver calls
+again after a restart.
 """
 
 from __future__ import annotations
@@ -70,8 +71,14 @@ class ModelActor:
             raise
 
     def set_writer(self, writer) -> int:
-        """The output's writer, for an actor loaded before its output was opened; returns its units per batch."""
+        """The output's writer, for an actor loaded before its output was opened; returns its units per batch
+        (loading again first if Ray restarted the actor since, so that they are not the unloaded default of 1)."""
         self.writer = writer
+        try:
+            self._ensure_loaded()
+        except Exception:
+            logger.exception("%s failed to load the model again", self.origin)
+            raise
         return self.worker.max_units
 
     def set_variant(self, config: ExperimentConfig, writer) -> int:

@@ -142,7 +142,9 @@ def test_actors_launched_before_the_first_output_opens_serve_the_next_variant_wi
     assert len(records) == 12 and {r["degradation_method"] for r in records} == {"ablation"}
     log = (tmp_path / "run.log").read_text()
     assert log.count("loaded embedded:gemma-3-270m") == 2  # one load per sweep
-    assert "variant 2025_05_20_dreams_ablation_attn: ablation on attn_only" in log
+    # the second sweep loaded its actors for the first variant (done), then switched them to the second
+    assert log.count("variant 2025_05_20_dreams_gauss_attn: mult_gauss on attn_only") == 2
+    assert log.count("variant 2025_05_20_dreams_ablation_attn: ablation on attn_only") == 1
 
 
 def test_the_dashboard_names_what_each_actor_does_and_the_log_has_timings(ray_cluster, tmp_path, caplog):
