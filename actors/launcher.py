@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import logging
 import os
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import ray
 
-from actors.driver import run_sweep
 from actors.logs import log_path, setup_driver_logging
 from configs.experiments import ExperimentConfig
 from degrader.models import model_name_clean
@@ -81,7 +82,12 @@ def _run(configs: list[ExperimentConfig], request: LaunchRequest, options: Launc
     config) and turn its failures into one line and an exit code."""
     log_file = options.log_path
     try:
-        start_ray(request.address, f"degrader-{run_id}")
+        # the driver's modules (ModelActor's class: torch's compiler, transformers' model code) import in a thread
+        # while Ray starts: ray.init mostly waits for its processes (scripts/benchmark.py --sweep, ray_start_s)
+        with ThreadPoolExecutor(1, thread_name_prefix="import-driver") as pool:
+            driver = pool.submit(importlib.import_module, "actors.driver")
+            start_ray(request.address, f"degrader-{run_id}")
+            run_sweep = driver.result().run_sweep
         options = dataclasses.replace(options, ray_start_s=round(time.monotonic() - request.started, 3))
         check_resources(options)
         summary = run_sweep(configs, options, missing)
