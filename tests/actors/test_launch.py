@@ -59,7 +59,7 @@ def test_dry_run_prints_the_plan_and_loads_nothing(tmp_path):
     assert "memory / actor" in output and "weights 8.01" in output
     # cookie_theft_it lesions attn_only: 34 value projections of 2560 x 1024 in bf16 per repetition; each of a
     # unit's 20 rows also sends the picture through the vision tower (4096 patches) in its prefill
-    assert "each unit in a batch adds 0.17 GiB of copies" in output and "at most 12 per batch on 80 GiB" in output
+    assert "each unit in a batch adds 0.17 GiB of copies" in output and "at most 16 per batch on 80 GiB" in output
 
 
 @pytest.mark.slow

@@ -51,11 +51,26 @@ def test_the_estimate_is_within_a_few_percent_of_the_peaks_measured_on_an_h100()
 
 
 def test_a_picture_in_each_row_costs_the_vision_towers_activations():
-    config = random_config("gemma-3-4b-it")  # SigLIP: 896 px in 14 px patches (4,096), intermediate 4,304
+    config = random_config("gemma-3-4b-it")  # SigLIP: 896 px in 14 px patches (4,096), hidden 1,152, MLP 4,304
     assert (config.vision_config.image_size, config.vision_config.patch_size) == (896, 14)
     with_picture = memory.estimate(config, torch.bfloat16, 20, 600, prefill=300, image=True)
-    assert with_picture.activations == 4 * 20 * 4096 * 4304 * 2  # the vision tower's, larger than the text's
+    # per patch: the MLP's output and its GELU, the residual stream and its normed copy; larger than the text's
+    assert with_picture.activations == 2 * 20 * 4096 * (4304 + 1152) * 2
     assert memory.estimate(config, torch.bfloat16, 20, 600, prefill=300).activations == 4 * 20 * 300 * 10240 * 2
     text_only = random_config("gemma-3-270m")  # no vision tower: the flag changes nothing
     assert memory.estimate(text_only, torch.bfloat16, 4, 64, 16, image=True) == \
         memory.estimate(text_only, torch.bfloat16, 4, 64, 16)
+
+
+# Peaks of `cookie_theft_it` rows (20 prompts of 283 tokens with the picture, bucket 288, + 64 new tokens), attn_only
+# rep-batched, N units per batch, one H100 80GB HBM3 (docs/performance.md): one batch through ModelWorker.
+MEASURED_PICTURE_PEAK_GIB = {6: 23.47, 14: 44.02}
+
+
+def test_the_estimate_of_picture_rows_is_at_most_10_percent_over_the_peaks_measured_on_an_h100():
+    config = random_config("gemma-3-4b-it")
+    copies = memory.group_bytes(config, torch.bfloat16, "attn_only")
+    for units, peak in MEASURED_PICTURE_PEAK_GIB.items():
+        rows = memory.estimate(config, torch.bfloat16, 20 * units, 288 + 64, prefill=288, image=True)
+        estimate = (rows.total + units * copies) / 2**30
+        assert 1 <= estimate / peak < 1.1, (units, estimate, peak)  # above: a batch that fits the estimate fits
