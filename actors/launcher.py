@@ -82,8 +82,8 @@ def _run(configs: list[ExperimentConfig], request: LaunchRequest, options: Launc
     config) and turn its failures into one line and an exit code."""
     log_file = options.log_path
     try:
-        # the driver's modules (ModelActor's class: torch's compiler, transformers' model code) import in a thread
-        # while Ray starts: ray.init mostly waits for its processes (scripts/benchmark.py --sweep, ray_start_s)
+        # the driver's modules (ModelActor's class: torch's compiler, sympy, triton) import in a thread while Ray
+        # starts: ray.init mostly waits for its processes (docs/performance.md, 4.6 s of imports on a GPU host)
         with ThreadPoolExecutor(1, thread_name_prefix="import-driver") as pool:
             driver = pool.submit(importlib.import_module, "actors.driver")
             start_ray(request.address, f"degrader-{run_id}")

@@ -44,7 +44,7 @@ class VariantTimings:
 
     variant: str
     launch_started: float
-    ray_start_s: float = 0.0  # launch start -> Ray up (the variant that started the actors, else 0)
+    ray_start_s: float = 0.0  # launch start -> Ray up, the driver's modules imported (first variant, else 0)
     load_s: float = 0.0  # actor start + model load (the variant that started the actors, else 0)
     warm_up_s: float = 0.0  # the slowest actor's warm-up
     started: float = field(default_factory=time.monotonic)

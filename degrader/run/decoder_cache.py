@@ -4,13 +4,6 @@ A decoder holds a KV cache for all its rows and a compiled step that captured th
 one that can no longer run is evicted rather than kept: when the unit stacks it ran with are gone
 (`retire_stacks`), and when another key is asked for that it cannot serve (other settings, or fewer rows
 per unit block after out of memory). Nothing else resets the cache.
-
-torch.compile keeps what a compiled step captured (its code cache entries and, on CUDA, the recorded graphs
-with their memory pools) after the decoder is dropped. When the last compiled decoder goes, the cache resets
-torch.compile's in-process state (`torch.compiler.reset`; the on-disk caches stay): nothing compiled is left
-to lose, and the memory is free before the next variant sizes its batches. A thesis sweep on 4 x H100 sized
-its MLP group at 2 units per batch instead of 8 after the attention group, about 51 GiB short: the size of
-the attention decoders' KV cache.
 """
 
 from __future__ import annotations
@@ -18,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Iterator
 
-import torch
 from torch import nn
 
 from degrader.decoding.generation import SamplingParams
@@ -74,8 +66,6 @@ class DecoderCache:
     def _evict(self, keys: list[DecoderKey]) -> None:
         for key in keys:  # the last reference to its KV cache: freed here, before anything new is allocated
             del self.decoders[key]
-        if any(key.mode is not None for key in keys) and all(key.mode is None for key in self.decoders):
-            torch.compiler.reset()  # what torch.compile still holds of them (module docstring)
 
     def __iter__(self) -> Iterator[DecoderKey]:
         """The keys of the decoders held."""

@@ -26,7 +26,7 @@ class LaunchOptions:
     log_level: str = "INFO"
     owner: str | None = None  # who holds the output's lock, for the message a second launch gets
     started: float | None = None  # time.monotonic() when the launch began (timings); None: when the driver starts
-    ray_start_s: float = 0.0  # launch start -> Ray up, for the timings lines
+    ray_start_s: float = 0.0  # launch start -> Ray up and the driver's modules imported, for the timings lines
 
     def __post_init__(self):
         if self.gpus < 0:

@@ -102,11 +102,15 @@ class ModelWorker:
         if self.loaded is None:
             return  # load() prepares it
         same_decoding = same_prompts and params == self.params  # the shapes the decoders were built for
+        compiled = self._compiled_decoders()
         if not same_group:
             self.weights.switch(resolve_group(self.loaded.model, config.param_group_name))
         if not same_decoding:  # free the last variant's stacks and decoders before free memory sizes this one
             self.weights.drop()
             self.decoders.clear()
+        if compiled and not self._compiled_decoders():
+            self._release_compiled()
+        if not same_decoding:
             self.params = params
             if not same_prompts:
                 self.prompts = PromptSet.of(self.loaded, config)
@@ -120,6 +124,25 @@ class ModelWorker:
         logger.info("variant %s: %s on %s = %d tensors, baseline %.1f MB, units per batch: at most %d",
                     config.name_suffix, config.degradation_method, config.param_group_name,
                     len(self.weights.baseline.targets), self.weights.baseline.nbytes / 1e6, self.max_units)
+
+    def _compiled_decoders(self) -> bool:
+        """Whether this worker holds a compiled decoder: the units' (DecoderCache) or the judge's (TextGenerator)."""
+        return any(key.mode is not None for key in self.decoders) or bool(self.texts and self.texts.decoders)
+
+    def _release_compiled(self) -> None:
+        """Reset torch.compile's in-process state once the worker's last compiled decoder is gone, and on CUDA
+        give the memory back, so that free memory sizes the next variant.
+
+        torch.compile keeps what an evicted step captured: on the CPU its code-cache entry (tested), on CUDA
+        also its recorded graphs and their memory pools. A 4 x H100 thesis sweep sized its MLP group at 2
+        units per batch after the attention group, where its dry run plans 8: about 51 GiB stayed allocated,
+        the size of the evicted attention decoders' KV cache (inferred from free memory; the reset's effect
+        there is not yet measured). The reset is process-wide, so it waits until this worker, the process's
+        only model, has no compiled decoder left; the on-disk caches stay, and a new group compiles anew anyway.
+        """
+        torch.compiler.reset()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     def _sequence(self) -> int:
         """Tokens of one decoded row: the prompts' bucket and the new tokens."""

@@ -2,9 +2,11 @@
 
 import pytest
 import torch
+from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 
 import degrader.run.weights as weights_module
 import degrader.run.worker as worker_module
+from degrader.decoding.static_decode import StaticDecoder
 from degrader.run.plan import Unit
 from degrader.run.worker import ModelWorker
 from tests.actors.conftest import small_config, stable
@@ -190,5 +192,8 @@ def test_a_variant_of_the_same_group_keeps_the_stacks_and_compiles_nothing():
         return sorted((stable(r) for r in records), key=lambda r: (r["repeat_index"], r["prompt_id"]))
 
     assert len(emitted) == 6 and ordered(emitted) == ordered(expected)
+    entries = lambda: len(_debug_get_cache_entry_list(StaticDecoder._step.__code__))  # noqa: E731
+    assert entries() >= 1  # the same group kept its compiled decoder, and torch.compile its entry
     worker.prepare(second.replace(param_group_name="mlp_only", name_suffix="mlp"))  # another group: new stacks
-    assert worker.weights.stacks is None and worker.weights.generation > generation
+    assert worker.weights.stacks is None and worker.weights.generation > generation and len(worker.decoders) == 0
+    assert entries() == 0  # nothing compiled left: torch.compile let go of the evicted step (kept it before)
