@@ -2,49 +2,40 @@
 
 from __future__ import annotations
 
-import logging
+import subprocess
+import time
 
-import pytest
-
-import actors.launcher as launcher
+from actors.launcher import experiment_id
 from configs.experiments import get_config
 from configs.sweeps import apply_variant, sweep_variants
 from degrader.run.options import LaunchRequest
+from tests.actors.test_faults import LAUNCH, OUTPUT, SMALL
 
 
-@pytest.fixture
-def keep_root_handlers():
-    """Remove the handlers `launch` adds to the root logger (its console and log file) after the test."""
-    root = logging.getLogger()
-    before, level = list(root.handlers), root.level
-    yield
-    for handler in root.handlers[:]:
-        if handler not in before:
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
+def test_the_experiment_id_is_the_outputs_name_or_the_sweeps(tmp_path):
+    request = LaunchRequest(results_dir=tmp_path / "results", logs_dir=tmp_path / "logs", gpus=0, sweep="thesis")
+    assert experiment_id([get_config("dreams_it")], request) == "uni_quant_gemma-3-4b-it_2025_05_20_dreams"
+    sweep = [apply_variant(get_config("dreams_it"), variant) for variant in sweep_variants("thesis")]
+    assert experiment_id(sweep, request) == "sweep_thesis_gemma-3-4b-it"
 
 
-@pytest.mark.parametrize(("sweep", "expected"), [(None, "uni_quant_gemma-3-4b-it_2025_05_20_dreams"),
-                                                  ("thesis", "sweep_thesis_gemma-3-4b-it")])
-def test_the_log_file_and_the_ray_namespace_share_one_experiment_id(tmp_path, monkeypatch, keep_root_handlers,
-                                                                     sweep, expected):
-    variants = sweep_variants(sweep) if sweep else [None]
-    configs = [apply_variant(get_config("dreams_it"), v) if v else get_config("dreams_it") for v in variants]
-    request = LaunchRequest(results_dir=tmp_path / "results", logs_dir=tmp_path / "logs", gpus=0, sweep=sweep)
-    experiment_id, computed, namespaces = launcher.experiment_id, [], []
-
-    def counted(*args):
-        computed.append(experiment_id(*args))
-        return computed[-1]
-
-    def no_cluster(address, namespace):  # stops the launch where Ray would start, as an unreachable cluster does
-        namespaces.append(namespace)
-        raise ConnectionError("no cluster in this test")
-
-    monkeypatch.setattr(launcher, "experiment_id", counted)
-    monkeypatch.setattr(launcher, "start_ray", no_cluster)
-    monkeypatch.setattr(launcher.ray, "shutdown", lambda: None)  # leave any session cluster of other tests alone
-    assert launcher.launch(configs, request) == 1
-    assert computed == [expected] and namespaces == [f"degrader-{expected}"]  # computed once, used for both
+def test_a_real_launch_puts_its_actors_and_its_log_file_under_one_experiment_id(ray_cluster, tmp_path):
+    """scripts/launch.py in a child process, joining this session's cluster (--address) so that the namespace of
+    its named actors (log sink, writer, model actor) can be read while it runs; then its log file's name."""
+    expected = OUTPUT.removeprefix("outputs_").removesuffix(".json")
+    address = ray_cluster.get_runtime_context().gcs_address
+    launch = subprocess.Popen([*LAUNCH, *SMALL, "--set", "n_rep=1", "--address", address,
+                               "--results-dir", str(tmp_path / "results"), "--logs-dir", str(tmp_path / "logs")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    namespaces, deadline = set(), time.monotonic() + 600
+    while launch.poll() is None and time.monotonic() < deadline:
+        namespaces |= {actor["namespace"] for actor in ray_cluster.util.list_named_actors(all_namespaces=True)
+                       if actor["namespace"] != "degrader-tests"}
+        time.sleep(0.2)
+    if launch.poll() is None:  # past the deadline
+        launch.kill()
+    output = launch.communicate(timeout=60)[0]
+    assert launch.returncode == 0, output
+    assert namespaces == {f"degrader-{expected}"}, output
     assert [p.name.startswith(f"{expected}_") for p in (tmp_path / "logs").iterdir()] == [True]
+    assert "done:" in output, output
