@@ -110,6 +110,7 @@ class ModelWorker:
             self.decoders.clear()
         if compiled and not self._compiled_decoders():
             self._release_compiled()
+            compiled = False
         if not same_decoding:
             self.params = params
             if not same_prompts:
@@ -121,6 +122,8 @@ class ModelWorker:
                              image=self.prompts.image is not None)
         if same_group:  # the same group: its stacks and the decoders compiled for them stay (weights.keep)
             self.weights.keep(self.max_units)
+            if compiled and not self._compiled_decoders():  # keep dropped stacks that hold more units than fit
+                self._release_compiled()
         logger.info("variant %s: %s on %s = %d tensors, baseline %.1f MB, units per batch: at most %d",
                     config.name_suffix, config.degradation_method, config.param_group_name,
                     len(self.weights.baseline.targets), self.weights.baseline.nbytes / 1e6, self.max_units)

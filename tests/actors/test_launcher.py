@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import time
 
+import pytest
+
 from actors.launcher import experiment_id
 from configs.experiments import get_config
 from configs.sweeps import apply_variant, sweep_variants
@@ -19,23 +21,27 @@ def test_the_experiment_id_is_the_outputs_name_or_the_sweeps(tmp_path):
     assert experiment_id(sweep, request) == "sweep_thesis_gemma-3-4b-it"
 
 
+@pytest.mark.slow
 def test_a_real_launch_puts_its_actors_and_its_log_file_under_one_experiment_id(ray_cluster, tmp_path):
     """scripts/launch.py in a child process, joining this session's cluster (--address) so that the namespace of
     its named actors (log sink, writer, model actor) can be read while it runs; then its log file's name."""
     expected = OUTPUT.removeprefix("outputs_").removesuffix(".json")
     address = ray_cluster.get_runtime_context().gcs_address
-    launch = subprocess.Popen([*LAUNCH, *SMALL, "--set", "n_rep=1", "--address", address,
-                               "--results-dir", str(tmp_path / "results"), "--logs-dir", str(tmp_path / "logs")],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    namespaces, deadline = set(), time.monotonic() + 600
-    while launch.poll() is None and time.monotonic() < deadline:
-        namespaces |= {actor["namespace"] for actor in ray_cluster.util.list_named_actors(all_namespaces=True)
-                       if actor["namespace"] != "degrader-tests"}
-        time.sleep(0.2)
-    if launch.poll() is None:  # past the deadline
-        launch.kill()
-    output = launch.communicate(timeout=60)[0]
+    console = tmp_path / "console.txt"  # a file, not a pipe: nothing blocks the child while this test polls
+    with open(console, "w", encoding="utf-8") as sink:
+        launch = subprocess.Popen([*LAUNCH, *SMALL, "--set", "n_rep=1", "--address", address, "--results-dir",
+                                   str(tmp_path / "results"), "--logs-dir", str(tmp_path / "logs")],
+                                  stdout=sink, stderr=subprocess.STDOUT, text=True)
+        namespaces, deadline = set(), time.monotonic() + 600
+        while launch.poll() is None and time.monotonic() < deadline:
+            namespaces |= {actor["namespace"] for actor in ray_cluster.util.list_named_actors(all_namespaces=True)
+                           if actor["namespace"] != "degrader-tests"}
+            time.sleep(0.2)
+        if launch.poll() is None:  # past the deadline
+            launch.kill()
+        launch.wait(timeout=60)
+    output = console.read_text(encoding="utf-8")
     assert launch.returncode == 0, output
     assert namespaces == {f"degrader-{expected}"}, output
     assert [p.name.startswith(f"{expected}_") for p in (tmp_path / "logs").iterdir()] == [True]
-    assert "done:" in output, output
+    assert "[driver] done:" in output, output
