@@ -3,13 +3,14 @@
 A decoder holds a KV cache for all its rows and a compiled step that captured the model's modules, so
 one that can no longer run is evicted rather than kept: when the unit stacks it ran with are gone
 (`retire_stacks`), and when another key is asked for that it cannot serve (other settings, or fewer rows
-per unit block after out of memory). Nothing else resets the cache.
+per unit block after out of memory). Nothing else resets the cache. An eviction that leaves no compiled
+decoder calls `on_released` (the worker frees what torch.compile still holds of them).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Iterator
+from typing import Callable, Iterator
 
 from torch import nn
 
@@ -42,8 +43,9 @@ class DecoderKey:
 class DecoderCache:
     """StaticDecoders of `model` by DecoderKey, each built on first use."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, on_released: Callable[[], None] = lambda: None):
         self.model = model
+        self.on_released = on_released  # called when an eviction leaves no compiled decoder
         self.decoders: dict[DecoderKey, StaticDecoder] = {}
 
     def get(self, key: DecoderKey) -> StaticDecoder:
@@ -66,6 +68,13 @@ class DecoderCache:
     def _evict(self, keys: list[DecoderKey]) -> None:
         for key in keys:  # the last reference to its KV cache: freed here, before anything new is allocated
             del self.decoders[key]
+        if any(key.mode is not None for key in keys) and not self.compiled:
+            self.on_released()
+
+    @property
+    def compiled(self) -> bool:
+        """Whether a compiled decoder is held."""
+        return any(key.mode is not None for key in self.decoders)
 
     def __iter__(self) -> Iterator[DecoderKey]:
         """The keys of the decoders held."""

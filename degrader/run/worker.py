@@ -71,7 +71,7 @@ class ModelWorker:
         cfg = self.config
         self.loaded = load_model(cfg.model_name, cfg.dtype, self.device, cfg.load_in_4bit)
         self._edit_model()
-        self.decoders = DecoderCache(self.loaded.model)
+        self.decoders = DecoderCache(self.loaded.model, self._release_compiled)
         self.weights = WeightState(self.loaded.model, self.device, self.decoders.retire_stacks)
         self.prompts = self.texts = None
         logger.info("loaded %s on %s in %.1fs", self.loaded.name, self.device, time.perf_counter() - started)
@@ -102,16 +102,11 @@ class ModelWorker:
         if self.loaded is None:
             return  # load() prepares it
         same_decoding = same_prompts and params == self.params  # the shapes the decoders were built for
-        compiled = self._compiled_decoders()
         if not same_group:
             self.weights.switch(resolve_group(self.loaded.model, config.param_group_name))
         if not same_decoding:  # free the last variant's stacks and decoders before free memory sizes this one
             self.weights.drop()
             self.decoders.clear()
-        if compiled and not self._compiled_decoders():
-            self._release_compiled()
-            compiled = False
-        if not same_decoding:
             self.params = params
             if not same_prompts:
                 self.prompts = PromptSet.of(self.loaded, config)
@@ -122,19 +117,14 @@ class ModelWorker:
                              image=self.prompts.image is not None)
         if same_group:  # the same group: its stacks and the decoders compiled for them stay (weights.keep)
             self.weights.keep(self.max_units)
-            if compiled and not self._compiled_decoders():  # keep dropped stacks that hold more units than fit
-                self._release_compiled()
         logger.info("variant %s: %s on %s = %d tensors, baseline %.1f MB, units per batch: at most %d",
                     config.name_suffix, config.degradation_method, config.param_group_name,
                     len(self.weights.baseline.targets), self.weights.baseline.nbytes / 1e6, self.max_units)
 
-    def _compiled_decoders(self) -> bool:
-        """Whether this worker holds a compiled decoder: the units' (DecoderCache) or the judge's (TextGenerator)."""
-        return any(key.mode is not None for key in self.decoders) or bool(self.texts and self.texts.decoders)
-
     def _release_compiled(self) -> None:
-        """Reset torch.compile's in-process state once the worker's last compiled decoder is gone, and on CUDA
-        give the memory back, so that free memory sizes the next variant.
+        """Reset torch.compile's in-process state once the worker's last compiled decoder is gone (the decoder cache
+        calls it on the eviction that leaves none), and on CUDA give the memory back, so that free memory sizes
+        the next variant or batch. Not while the judge's TextGenerator holds decoders of its own.
 
         torch.compile keeps what an evicted step captured: on the CPU its code-cache entry (tested), on CUDA
         also its recorded graphs and their memory pools. A 4 x H100 thesis sweep sized its MLP group at 2
@@ -143,6 +133,8 @@ class ModelWorker:
         there is not yet measured). The reset is process-wide, so it waits until this worker, the process's
         only model, has no compiled decoder left; the on-disk caches stay, and a new group compiles anew anyway.
         """
+        if self.texts is not None and self.texts.decoders:
+            return
         torch.compiler.reset()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()

@@ -62,3 +62,17 @@ def test_installing_or_dropping_stacks_retires_the_decoders_built_for_the_previo
         assert (weights.units_per_batch, len(cache), weights.generation) == (1, 0, 2)
     finally:
         weights.clean()
+
+
+def test_the_eviction_that_leaves_no_compiled_decoder_calls_on_released(embedded):
+    released = []
+    cache = DecoderCache(embedded.model, lambda: released.append(len(cache)))
+    compiled = DecoderKey(2, 1, 20, PARAMS, "reduce-overhead", 0)  # built, not run: torch.compile wraps lazily
+    cache.get(key(2))
+    cache.get(compiled)  # other settings: the uncompiled decoder goes, no compiled one went
+    cache.get(DecoderKey(4, 1, 20, PARAMS, "reduce-overhead", 0))  # more rows: the smaller compiled one stays
+    assert released == [] and len(cache) == 2
+    cache.get(compiled)  # fewer rows: the larger compiled decoder goes, the smaller still holds compiled code
+    assert released == []
+    cache.retire_stacks(1)  # every decoder goes: the last compiled one with them
+    assert released == [0] and len(cache) == 0
