@@ -126,12 +126,13 @@ class ModelWorker:
         calls it on the eviction that leaves none), and on CUDA give the memory back, so that free memory sizes
         the next variant or batch. Not while the judge's TextGenerator holds decoders of its own.
 
-        torch.compile keeps what an evicted step captured: on the CPU its code-cache entry (tested), on CUDA
-        also its recorded graphs and their memory pools. A 4 x H100 thesis sweep sized its MLP group at 2
-        units per batch after the attention group, where its dry run plans 8: about 51 GiB stayed allocated,
-        the size of the evicted attention decoders' KV cache (inferred from free memory; the reset's effect
-        there is not yet measured). The reset is process-wide, so it waits until this worker, the process's
-        only model, has no compiled decoder left; the on-disk caches stay, and a new group compiles anew anyway.
+        torch.compile keeps what an evicted step captured: on the CPU its code-cache entry (tested), on CUDA also
+        its recorded graphs and their memory pools. The evicted KV caches themselves go with their decoders
+        (StaticDecoder holds no reference to itself). On 4 x H200 a whole-experiment launch sized each group after
+        the first well below a fresh process (IQ attention 25 units per batch against 42, MLP 5 against the dry
+        run's 15) while decoders were reference cycles: their caches waited for the cycle collector. The reset
+        is process-wide, so it waits until this worker, the process's only model, has no compiled decoder left;
+        the on-disk caches stay, and a new group compiles anew anyway.
         """
         if self.texts is not None and self.texts.decoders:
             return

@@ -1,5 +1,8 @@
 """ModelWorker without Ray: the out-of-memory retry and sweep variants, on the real embedded model."""
 
+import gc
+import weakref
+
 import pytest
 import torch
 from torch._dynamo.eval_frame import _debug_get_cache_entry_list
@@ -195,6 +198,12 @@ def test_a_variant_of_the_same_group_keeps_the_stacks_and_compiles_nothing():
 
     assert len(emitted) == 6 and ordered(emitted) == ordered(expected)
     assert entries() > before  # the same group kept its compiled decoder, and torch.compile its entry
-    worker.prepare(second.replace(param_group_name="mlp_only", name_suffix="mlp"))  # another group: new stacks
+    caches = [weakref.ref(worker.decoders.decoders[key].cache.layers[0].keys) for key in worker.decoders]
+    gc.disable()  # only reference counting may free the evicted caches: the next group is sized right after
+    try:
+        worker.prepare(second.replace(param_group_name="mlp_only", name_suffix="mlp"))  # another group: new stacks
+        assert caches and [cache() for cache in caches] == [None] * len(caches)
+    finally:
+        gc.enable()
     assert worker.weights.stacks is None and worker.weights.generation > generation and len(worker.decoders) == 0
     assert entries() == 0  # nothing compiled left: torch.compile let go of the evicted step (kept it before)
