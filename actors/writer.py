@@ -14,7 +14,7 @@ from pathlib import Path
 import ray
 from ray.util.metrics import Counter
 
-from degrader.run.plan import record_key
+from degrader.run.keys import record_key
 from degrader.run.store import ResultStore
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 from analysis.registry import METRICS, load_builtin
 from analysis.table import DESIGN_FIELDS, metrics_frame
 from degrader.files import atomic_write
-from degrader.run.plan import record_key
+from degrader.run.keys import record_key
 from degrader.run.store import read_records
 
 logger = logging.getLogger(__name__)

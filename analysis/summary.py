@@ -12,7 +12,7 @@ from analysis.statistics import (
     long_values,
     repetition_means,
 )
-from degrader.run.plan import record_key
+from degrader.run.keys import record_key
 from degrader.run.store import read_records
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis.registry import load_builtin
-from degrader.run.plan import record_key
+from degrader.run.keys import record_key
 
 # The record fields that place a value in the design: task, lesion variant, level, repetition, prompt.
 DESIGN_FIELDS = ("model_name", "settings_hash", "prompt_group", "degradation_method", "param_group_name", "level_value",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from degrader.run.plan import record_key  # noqa: E402
+from degrader.run.keys import record_key  # noqa: E402
 from degrader.run.store import ResultStore  # noqa: E402
 
 

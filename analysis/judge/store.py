@@ -19,7 +19,7 @@ import pandas as pd
 
 from analysis.judge.families import Family, ReplyError
 from analysis.registry import METRICS, Metric, register
-from degrader.run.plan import record_key
+from degrader.run.keys import record_key
 from degrader.run.store import read_records
 
 logger = logging.getLogger(__name__)

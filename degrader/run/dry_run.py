@@ -10,9 +10,10 @@ from degrader import memory
 from degrader.decoding.static_decode import bucket
 from degrader.models import EMBEDDED_SPEC, RANDOM_PREFIX, hf_token, model_name, resolve_dtype
 from degrader.random_models import random_config
+from degrader.run.keys import record_key
 from degrader.run.legacy import ORIGINAL_SCHEMA
 from degrader.run.options import LaunchRequest
-from degrader.run.plan import missing_units, output_path, record_key, total_records, total_units
+from degrader.run.plan import missing_units, output_path, total_records, total_units
 from degrader.run.preflight import existing_records, offline_config_name
 from degrader.seeding import repetition_seed
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from degrader.models import model_name, model_name_clean
+from degrader.run.keys import record_key
 from degrader.run.legacy import original_settings_hash
 
 if TYPE_CHECKING:  # configs builds on degrader: only type checkers may read it from here (tests/test_layers.py)
@@ -31,22 +32,6 @@ def output_path(config: ExperimentConfig, results_dir: Path) -> Path:
     """results/outputs_{method}_{model}_{suffix}.json, the original pipeline's naming."""
     suffix = f"_{config.name_suffix}" if config.name_suffix else ""
     return Path(results_dir) / f"outputs_{config.degradation_method}_{model_name_clean(config.model_name)}{suffix}.json"
-
-
-def level_key(level: float) -> str:
-    """A level as it appears in keys: integers without a decimal point, floats by repr to 12 digits.
-
-    12 significant digits, so that a level computed another way (the original pipeline's 0.35 and
-    this one's 0.35000000000000003) is the same level.
-    """
-    return str(int(level)) if float(level).is_integer() else repr(float(f"{float(level):.12g}"))
-
-
-def record_key(record: dict) -> str:
-    """What makes a record unique: group, method, level, repetition, prompt, model, settings."""
-    parts = (record["param_group_name"], record["degradation_method"], level_key(record["level_value"]),
-             record["repeat_index"], record["prompt_text"], record["model_name"], record.get("settings_hash", ""))
-    return "\x1f".join(map(str, parts))
 
 
 def planned_key(config: ExperimentConfig, level: float, repeat_index: int, prompt_text: str,

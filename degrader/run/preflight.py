@@ -19,8 +19,9 @@ from urllib.parse import urlsplit
 
 from degrader.models import EMBEDDED_SPEC, RANDOM_PREFIX, hf_token
 from degrader.random_models import random_architectures
+from degrader.run.keys import record_key
 from degrader.run.options import LaunchRequest
-from degrader.run.plan import missing_units, output_path, record_key
+from degrader.run.plan import missing_units, output_path
 from degrader.run.store import CorruptOutputError, read_records
 
 if TYPE_CHECKING:  # configs builds on degrader: only type checkers may read it from here (tests/test_layers.py)

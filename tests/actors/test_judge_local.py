@@ -14,7 +14,7 @@ from actors.judge_job import LocalJudge
 from analysis.judge import FAMILIES, judged_path
 from analysis.judge.run import judge_file, pending_requests
 from degrader.decoding.text_generator import LENGTH_BUCKET
-from degrader.run.plan import record_key
+from degrader.run.keys import record_key
 from degrader.run.store import read_records
 from degrader.run.worker import ModelWorker
 from tests.actors.conftest import small_config

@@ -7,8 +7,9 @@ import pytest
 
 from actors.driver import run_experiment
 from configs.experiments import get_config
+from degrader.run.keys import record_key
 from degrader.run.options import LaunchOptions
-from degrader.run.plan import output_path, record_key
+from degrader.run.plan import output_path
 from degrader.run.store import CorruptOutputError
 from tests.actors.conftest import SMALL, records_of, small_config, stable, wait_for
 

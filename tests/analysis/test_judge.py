@@ -26,7 +26,7 @@ from analysis.judge.families import PROMPTS_DIR, ReplyError
 from analysis.judge.run import judge_file, pending_requests
 from analysis.judge.store import runs_path
 from analysis.registry import METRICS
-from degrader.run.plan import record_key
+from degrader.run.keys import record_key
 from degrader.run.store import read_records
 
 SAMPLES = Path(__file__).resolve().parents[2] / "results" / "samples"

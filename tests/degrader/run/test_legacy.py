@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from degrader.run.keys import record_key
 from degrader.run.legacy import normalise, original_settings_hash
-from degrader.run.plan import missing_units, output_path, record_key
+from degrader.run.plan import missing_units, output_path
 from degrader.run.store import CorruptOutputError, ResultStore, read_records
 from tests.actors.conftest import records_of, small_config
 from tests.conftest import ROOT
