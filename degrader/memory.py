@@ -85,6 +85,14 @@ def estimate(config, dtype: torch.dtype, batch: int, sequence: int, prefill: int
                           **_per_batch(config, dtype.itemsize, batch, sequence, prefill, image))
 
 
+def batch_bytes(config, dtype: torch.dtype, units: int, sequence: int, rows_per_unit: int, unit_bytes: int,
+                prefill: int | None = None, image: bool = False) -> int:
+    """Bytes of one rep-batched batch of `units` units of `rows_per_unit` sequences each: the estimate of all its
+    rows + units x `unit_bytes` (a unit's copy of the group) when units > 1; one unit degrades the weights in place."""
+    rows = estimate(config, dtype, units * rows_per_unit, sequence, prefill, image)
+    return rows.total + (units * unit_bytes if units > 1 else 0)
+
+
 def max_batch(config, dtype: torch.dtype, free_bytes: int, sequence: int, headroom: float = HEADROOM,
               prefill: int | None = None, image: bool = False) -> int:
     """How many sequences of `sequence` tokens (`prefill` of them the prompt, with a picture for `image`) fit in

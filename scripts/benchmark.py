@@ -238,11 +238,9 @@ def main() -> None:
     estimate = memory.estimate(worker.loaded.model.config, worker.loaded.model.dtype, worker.prompt_batch_size,
                                sequence, prefill)
     report["dry_run_estimate_gib_one_rep"] = round(estimate.total / 2**30, 2)
-    n_units = rep["reps_per_batch"]
-    batched = memory.estimate(worker.loaded.model.config, worker.loaded.model.dtype,
-                              worker.prompt_batch_size * n_units, sequence, prefill)
-    copies = n_units * worker.weights.baseline.nbytes if n_units > 1 else 0  # the stacks: a copy per unit
-    rep["dry_run_estimate_gib"] = round((batched.total + copies) / 2**30, 2)
+    batched = memory.batch_bytes(worker.loaded.model.config, worker.loaded.model.dtype, rep["reps_per_batch"],
+                                 sequence, worker.prompt_batch_size, worker.weights.baseline.nbytes, prefill)
+    rep["dry_run_estimate_gib"] = round(batched / 2**30, 2)
     for base in ("naive", "per_unit"):
         if base in results:
             rep[f"speedup_over_{base}"] = round(rep["tokens_per_s"] / results[base]["tokens_per_s"], 1)

@@ -57,13 +57,15 @@ def main(argv: list[str] | None = None) -> dict:
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
     model, prefill = worker.loaded.model, bucket(worker.prompts.length)
     rows = worker.prompt_batch_size * n_units
-    estimate = memory.estimate(model.config, model.dtype, rows, prefill + config.max_new_tokens, prefill, image=True)
-    copies = n_units * worker.weights.baseline.nbytes if n_units > 1 else 0
+    sequence = prefill + config.max_new_tokens
+    estimate = memory.estimate(model.config, model.dtype, rows, sequence, prefill, image=True)  # its parts
+    total = memory.batch_bytes(model.config, model.dtype, n_units, sequence, worker.prompt_batch_size,
+                               worker.weights.baseline.nbytes, prefill, image=True)
     result = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "units": n_units,
               "rows": rows, "prompt_tokens": worker.prompts.length, "new_tokens": config.max_new_tokens,
-              "estimate_gib": round((estimate.total + copies) / 2**30, 2),
+              "estimate_gib": round(total / 2**30, 2),
               "parts_gib": {**{name: round(value / 2**30, 2) for name, value in vars(estimate).items()},
-                            "copies": round(copies / 2**30, 2)},
+                            "copies": round((total - estimate.total) / 2**30, 2)},
               "peak_gib": round(peak, 2) if peak is not None else None,
               "records": sum(report.records for report in reports)}
     print(json.dumps(result))

@@ -1,14 +1,23 @@
-"""A real local Ray cluster for the actor tests, and small experiment configs on the embedded model."""
+"""A real local Ray cluster for the actor tests, and small experiment configs and launches on the embedded model."""
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from configs.experiments import apply_overrides, get_config
+from tests.conftest import ROOT
+
+LAUNCH = [sys.executable, str(ROOT / "scripts" / "launch.py")]  # scripts/launch.py as a user runs it
+# the launcher's arguments of a tiny CPU run (2 prompts, 4 new tokens, 2 levels), and the file it writes
+SMALL_ARGS = ["--config", "dreams_it", "--gpus", "0", "--model", "embedded", "--max-prompts", "2",
+              "--set", "max_new_tokens=4", "--set", "degradation_method=mult_gauss", "--set", "min_deg=0",
+              "--set", "max_deg=0.5", "--set", "deg_steps=2"]
+OUTPUT = "outputs_mult_gauss_embedded-gemma-3-270m_2025_05_20_dreams.json"
 
 SMALL = ["model_name=embedded", "max_prompts=3", "n_rep=2", "max_new_tokens=6", "degradation_method=mult_gauss",
          "min_deg=0", "max_deg=0.5", "deg_steps=2"]

@@ -22,17 +22,14 @@ import psutil
 import pytest
 
 from configs.experiments import ExperimentConfig, apply_overrides, check_image, get_config
-from degrader.run.plan import output_path, planned_key, record_key
+from degrader.run.keys import record_key
+from degrader.run.plan import output_path, planned_key
 from degrader.run.preflight import PreflightError, check_address
 from degrader.run.store import ResultStore, read_records
 from scripts.launch import main
-from tests.actors.conftest import records_of, stable, wait_for
+from tests.actors.conftest import LAUNCH, OUTPUT, SMALL_ARGS, records_of, stable, wait_for
 from tests.conftest import ROOT
 
-SMALL = ["--config", "dreams_it", "--gpus", "0", "--model", "embedded", "--max-prompts", "2",
-         "--set", "max_new_tokens=4", "--set", "degradation_method=mult_gauss", "--set", "min_deg=0",
-         "--set", "max_deg=0.5", "--set", "deg_steps=2"]
-OUTPUT = "outputs_mult_gauss_embedded-gemma-3-270m_2025_05_20_dreams.json"
 IS_ROOT = os.geteuid() == 0
 
 
@@ -60,14 +57,14 @@ def assert_one_line_error(code: int, text: str, expected_code: int, message: str
 def test_results_path_that_is_a_file(tmp_path, capsys):
     (tmp_path / "results").write_text("not a folder")
     before = snapshot(tmp_path)
-    code, text = launch_main(tmp_path, capsys, *SMALL)
+    code, text = launch_main(tmp_path, capsys, *SMALL_ARGS)
     assert_one_line_error(code, text, 2, "is a file, not a directory")
     assert snapshot(tmp_path) == before
 
 
 def test_unusable_logs_path(tmp_path, capsys):
     (tmp_path / "blocker").write_text("a file where a folder should be")
-    code, text = launch_main(tmp_path, capsys, *SMALL, logs=tmp_path / "blocker" / "logs")
+    code, text = launch_main(tmp_path, capsys, *SMALL_ARGS, logs=tmp_path / "blocker" / "logs")
     assert_one_line_error(code, text, 2, "--logs-dir")
     assert "not writable (Not a directory)" in text
 
@@ -95,7 +92,7 @@ def read_only_results(tmp_path):
 
 def test_read_only_results_directory(tmp_path, capsys, read_only_results):
     before = snapshot(read_only_results)
-    code, text = launch_main(tmp_path, capsys, *SMALL, results=read_only_results)
+    code, text = launch_main(tmp_path, capsys, *SMALL_ARGS, results=read_only_results)
     assert_one_line_error(code, text, 2, "is not writable")
     print(f"\nread-only case ran {'as root on a read-only bind mount' if IS_ROOT else 'unprivileged (no write bits)'}")
     assert snapshot(read_only_results) == before
@@ -107,7 +104,7 @@ def test_json_that_is_not_a_results_file(tmp_path, capsys, extra):
     results.mkdir()
     (results / OUTPUT).write_text('[{"hello": 1}]')
     before = snapshot(results)
-    code, text = launch_main(tmp_path, capsys, *SMALL, *extra)
+    code, text = launch_main(tmp_path, capsys, *SMALL_ARGS, *extra)
     assert_one_line_error(code, text, 2, "is not a results file (record 1 has no field 'param_group_name')")
     assert snapshot(results) == before
 
@@ -116,7 +113,7 @@ def test_corrupt_output_with_dry_run(tmp_path, capsys):
     results = tmp_path / "results"
     results.mkdir()
     (results / OUTPUT).write_bytes(b'[{"param_group_name": "attn_only", "out')
-    code, text = launch_main(tmp_path, capsys, *SMALL, "--dry-run")
+    code, text = launch_main(tmp_path, capsys, *SMALL_ARGS, "--dry-run")
     assert_one_line_error(code, text, 2, "is not valid JSON")
     assert (results / OUTPUT).read_bytes() == b'[{"param_group_name": "attn_only", "out'
 
@@ -130,7 +127,7 @@ def closed_port() -> int:
 def test_unreachable_address_fails_fast(tmp_path, capsys):
     port = closed_port()
     started = time.monotonic()
-    code, text = launch_main(tmp_path, capsys, *SMALL, "--address", f"127.0.0.1:{port}")
+    code, text = launch_main(tmp_path, capsys, *SMALL_ARGS, "--address", f"127.0.0.1:{port}")
     assert_one_line_error(code, text, 2, f"--address 127.0.0.1:{port} is not reachable")
     assert time.monotonic() - started < 30
 
@@ -160,7 +157,7 @@ def test_gpus_without_gpus_is_refused_before_ray(tmp_path, capsys):
 
     if torch.cuda.device_count():
         pytest.skip("this machine has a GPU")
-    code, text = launch_main(tmp_path, capsys, *SMALL[:3], "1", *SMALL[4:])
+    code, text = launch_main(tmp_path, capsys, *SMALL_ARGS[:3], "1", *SMALL_ARGS[4:])
     assert_one_line_error(code, text, 2, "--gpus 1 but this machine has 0 GPUs")
 
 
@@ -176,7 +173,7 @@ def test_default_model_offline(tmp_path, capsys, monkeypatch):
 
 def test_local_model_folder_without_config(tmp_path, capsys):
     (tmp_path / "model").mkdir()
-    code, text = launch_main(tmp_path, capsys, *SMALL[:4], "--model", str(tmp_path / "model"), *SMALL[6:])
+    code, text = launch_main(tmp_path, capsys, *SMALL_ARGS[:4], "--model", str(tmp_path / "model"), *SMALL_ARGS[6:])
     assert_one_line_error(code, text, 2, "is a local path without config.json")
 
 
@@ -340,16 +337,15 @@ def complete_output(path: Path, config) -> None:
 
 
 def test_nothing_to_do_starts_no_ray_and_leaves_the_output_byte_identical(tmp_path):
-    args = [*SMALL, "--set", "n_rep=2"]
+    args = [*SMALL_ARGS, "--set", "n_rep=2"]
     config = apply_overrides(get_config("dreams_it"), ["model_name=embedded", "max_prompts=2", "max_new_tokens=4",
                                                        "degradation_method=mult_gauss", "min_deg=0", "max_deg=0.5",
                                                        "deg_steps=2", "n_rep=2"])
     results = tmp_path / "results"
     complete_output(output_path(config, results), config)
     before = snapshot(results)
-    child = subprocess.run([sys.executable, str(ROOT / "scripts" / "launch.py"), *args, "--results-dir", str(results),
-                            "--logs-dir", str(tmp_path / "logs")], capture_output=True, text=True, timeout=180,
-                           check=False)
+    child = subprocess.run([*LAUNCH, *args, "--results-dir", str(results), "--logs-dir", str(tmp_path / "logs")],
+                           capture_output=True, text=True, timeout=180, check=False)
     assert child.returncode == 0, child.stderr
     assert "nothing to do" in child.stderr and "Ray dashboard" not in child.stderr
     assert snapshot(results) == before
@@ -357,8 +353,7 @@ def test_nothing_to_do_starts_no_ray_and_leaves_the_output_byte_identical(tmp_pa
 
 # ---- faults during a run (Ray, slow) ---------------------------------------------------------------------------
 
-LAUNCH = [sys.executable, str(ROOT / "scripts" / "launch.py")]
-RUN = [*SMALL, "--set", "n_rep=4"]  # 2 prompts x 2 levels x 4 repetitions = 16 records
+RUN = [*SMALL_ARGS, "--set", "n_rep=4"]  # 2 prompts x 2 levels x 4 repetitions = 16 records
 
 
 def start(results: Path, logs: Path) -> subprocess.Popen:

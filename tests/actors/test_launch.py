@@ -13,15 +13,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from degrader.run.plan import record_key
-from tests.actors.conftest import records_of
-from tests.conftest import ROOT
+from degrader.run.keys import record_key
+from tests.actors.conftest import LAUNCH, OUTPUT, records_of
 
-LAUNCH = [sys.executable, str(ROOT / "scripts" / "launch.py")]
 RUN = ["--config", "dreams_it", "--gpus", "0", "--model", "embedded", "--max-prompts", "4", "--set", "n_rep=4",
        "--set", "max_new_tokens=16", "--set", "degradation_method=mult_gauss", "--set", "min_deg=0",
        "--set", "max_deg=0.6", "--set", "deg_steps=4"]
-OUTPUT = "outputs_mult_gauss_embedded-gemma-3-270m_2025_05_20_dreams.json"
 
 
 def launch(tmp_path: Path, *args: str, env: dict | None = None, **popen) -> subprocess.Popen:

@@ -11,7 +11,7 @@ from actors.launcher import experiment_id
 from configs.experiments import get_config
 from configs.sweeps import apply_variant, sweep_variants
 from degrader.run.options import LaunchRequest
-from tests.actors.test_faults import LAUNCH, OUTPUT, SMALL
+from tests.actors.conftest import LAUNCH, OUTPUT, SMALL_ARGS
 
 
 def test_the_experiment_id_is_the_outputs_name_or_the_sweeps(tmp_path):
@@ -29,7 +29,7 @@ def test_a_real_launch_puts_its_actors_and_its_log_file_under_one_experiment_id(
     address = ray_cluster.get_runtime_context().gcs_address
     console = tmp_path / "console.txt"  # a file, not a pipe: nothing blocks the child while this test polls
     with open(console, "w", encoding="utf-8") as sink:
-        launch = subprocess.Popen([*LAUNCH, *SMALL, "--set", "n_rep=1", "--address", address, "--results-dir",
+        launch = subprocess.Popen([*LAUNCH, *SMALL_ARGS, "--set", "n_rep=1", "--address", address, "--results-dir",
                                    str(tmp_path / "results"), "--logs-dir", str(tmp_path / "logs")],
                                   stdout=sink, stderr=subprocess.STDOUT, text=True)
         namespaces, deadline = set(), time.monotonic() + 600

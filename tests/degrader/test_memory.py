@@ -21,6 +21,18 @@ def test_each_repetition_costs_its_copies_and_its_rows():
     assert memory.max_units(config, torch.bfloat16, 3 * per_rep - 1, 400, 38, copies, headroom=1) == 2
 
 
+def test_a_rep_batched_batch_costs_the_weights_all_its_rows_and_a_copy_of_the_group_per_unit():
+    config = random_config("gemma-3-4b-it")  # 34 layers, 4 kv heads of 256, hidden 2560, MLP 10240, vocab 262208
+    weights = memory.count_parameters(config) * 2
+    copy = 34 * 2560 * 1024 * 2  # attn_only: 178,257,920
+    # 3 units of 2 rows, 100 tokens, a prefill of 20, bfloat16: 6 rows
+    # KV cache 2 x 34 x 4 x 256 x 2 = 139,264 per token x 6 x 100 = 83,558,400; logits 4 x 6 x 262,208 x 2 =
+    # 12,585,984; activations 4 x 6 x 20 x 10,240 x 2 = 9,830,400; copies 3 x 178,257,920 = 534,773,760
+    assert memory.batch_bytes(config, torch.bfloat16, 3, 100, 2, copy, prefill=20) == weights + 640_748_544
+    # 1 unit of 2 rows degrades the weights in place, no copy: 27,852,800 + 4,195,328 + 3,276,800
+    assert memory.batch_bytes(config, torch.bfloat16, 1, 100, 2, copy, prefill=20) == weights + 35_324_928
+
+
 def test_datasheet_bandwidth_by_gpu_name():
     assert memory.datasheet_bandwidth("NVIDIA H200") == 4.8e12
     assert (memory.datasheet_bandwidth("NVIDIA H100 80GB HBM3") == memory.datasheet_bandwidth("an unknown GPU")
@@ -45,8 +57,7 @@ def test_the_estimate_is_within_a_few_percent_of_the_peaks_measured_on_an_h100()
     config = random_config("gemma-3-4b-it")
     copies = memory.group_bytes(config, torch.bfloat16, "attn_only")
     for units, peak in MEASURED_PEAK_GIB.items():
-        rows = memory.estimate(config, torch.bfloat16, 38 * units, 32 + 350, prefill=32)
-        estimate = (rows.total + (units * copies if units > 1 else 0)) / 2**30  # the stacks: a copy per unit
+        estimate = memory.batch_bytes(config, torch.bfloat16, units, 32 + 350, 38, copies, prefill=32) / 2**30
         assert abs(estimate - peak) / peak < 0.02, (units, estimate, peak)
 
 
@@ -71,6 +82,6 @@ def test_the_estimate_of_picture_rows_is_at_most_10_percent_over_the_peaks_measu
     config = random_config("gemma-3-4b-it")
     copies = memory.group_bytes(config, torch.bfloat16, "attn_only")
     for units, peak in MEASURED_PICTURE_PEAK_GIB.items():
-        rows = memory.estimate(config, torch.bfloat16, 20 * units, 288 + 64, prefill=288, image=True)
-        estimate = (rows.total + units * copies) / 2**30
+        estimate = memory.batch_bytes(config, torch.bfloat16, units, 288 + 64, 20, copies, prefill=288,
+                                      image=True) / 2**30
         assert 1 <= estimate / peak < 1.1, (units, estimate, peak)  # above: a batch that fits the estimate fits
