@@ -13,14 +13,14 @@ from analysis.statistics import (
     repetition_means,
 )
 from degrader.run.keys import record_key
-from degrader.run.store import read_records
+from degrader.run.store import journal_path, read_records
 
 
 def load(paths: list[Path]) -> tuple[list[dict], list[str]]:
     """Every record of the files (journals of runs in progress included, duplicates dropped), and notes."""
     records, notes, seen = [], [], set()
     for path in paths:
-        if Path(str(path) + ".journal").exists():
+        if journal_path(path).exists():
             notes.append(f"{path} is partial: its run is in progress or was interrupted")
         for record in read_records(path):
             if record_key(record) not in seen:

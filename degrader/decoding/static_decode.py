@@ -64,12 +64,12 @@ class StaticDecoder:
         self.cache_key = cache_argument(model)
         # The plain function, not the bound method: a decoder holding a callable bound to itself is a reference
         # cycle, and its KV cache (gigabytes on a GPU) would outlive its eviction until the cycle collector ran.
-        self._compiled_step = torch.compile(StaticDecoder._step, mode=mode, dynamic=False) if compile else None
+        step = StaticDecoder._step
+        self._step_impl = torch.compile(step, mode=mode, dynamic=False) if compile else step
 
     def step_fn(self, token, positions, cache_position, mask, row_seeds, step):
         """One decode step: the compiled step, or `_step` itself where the decoder is not compiled."""
-        step_fn = self._compiled_step or StaticDecoder._step
-        return step_fn(self, token, positions, cache_position, mask, row_seeds, step)
+        return self._step_impl(self, token, positions, cache_position, mask, row_seeds, step)
 
     def _step(self, token, positions, cache_position, mask, row_seeds, step):
         logits = self.model(input_ids=token, position_ids=positions, cache_position=cache_position,

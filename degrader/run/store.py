@@ -64,7 +64,7 @@ class ResultStore:
     def __init__(self, path: Path, key_fn: KeyFn, flush_every: int = 20, compact_every_s: float = 60.0,
                  force: bool = False, owner: str | None = None):
         self.path = Path(path)
-        self.journal = self.path.with_name(self.path.name + ".journal")
+        self.journal = journal_path(self.path)
         self.conflicts_path = self.path.with_name(f"{self.path.stem}.conflicts.json")
         self.key_fn, self.flush_every, self.compact_every_s = key_fn, flush_every, compact_every_s
         self._lock = _acquire_lock(self.path.with_name(self.path.name + ".lock"), owner)
@@ -301,6 +301,10 @@ def read_records(path: Path) -> list[Record]:
 
     Records of the original pipeline come back normalised (degrader/run/legacy.py); the file is not changed.
     """
-    path = Path(path)
-    journal = path.with_name(path.name + ".journal")
+    path, journal = Path(path), journal_path(path)
     return _normalised(path, _read_output(path)) + _normalised(journal, _read_journal(journal))
+
+
+def journal_path(path: Path) -> Path:
+    """The journal of an output: the records flushed since its last compaction; none after a clean close."""
+    return Path(path).with_name(Path(path).name + ".journal")

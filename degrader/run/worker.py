@@ -127,12 +127,10 @@ class ModelWorker:
         the next variant or batch. Not while the judge's TextGenerator holds decoders of its own.
 
         torch.compile keeps what an evicted step captured: on the CPU its code-cache entry (tested), on CUDA also
-        its recorded graphs and their memory pools. The evicted KV caches themselves go with their decoders
-        (StaticDecoder holds no reference to itself). On 4 x H200 a whole-experiment launch sized each group after
-        the first well below a fresh process (IQ attention 25 units per batch against 42, MLP 5 against the dry
-        run's 15) while decoders were reference cycles: their caches waited for the cycle collector. The reset
-        is process-wide, so it waits until this worker, the process's only model, has no compiled decoder left;
-        the on-disk caches stay, and a new group compiles anew anyway.
+        its recorded graphs and their memory pools. The evicted KV caches themselves go with their decoders, by
+        reference counting (StaticDecoder holds no reference to itself). The reset is process-wide, so it waits
+        until this worker, the process's only model, has no compiled decoder left; the on-disk caches stay, and
+        a new group compiles anew anyway.
         """
         if self.texts is not None and self.texts.decoders:
             return

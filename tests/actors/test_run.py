@@ -1,7 +1,9 @@
+import json
 import logging
 import os
 import signal
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +12,7 @@ from configs.experiments import get_config
 from degrader.run.keys import record_key
 from degrader.run.options import LaunchOptions
 from degrader.run.plan import output_path
-from degrader.run.store import CorruptOutputError
+from degrader.run.store import CorruptOutputError, journal_path
 from tests.actors.conftest import SMALL, records_of, small_config, stable, wait_for
 
 FIELDS = {"timestamp", "model_name", "degradation_method", "level_value", "std_dev", "param_group_name", "repeat_index",
@@ -125,7 +127,8 @@ def test_a_sweep_writes_one_resumable_file_per_variant_from_one_model_load(ray_c
     assert [s["ran_units"] for s in run_sweep(variants, options)] == [0, 0, 0]
 
 
-def test_actors_launched_before_the_first_output_opens_serve_the_next_variant_with_work(ray_cluster, tmp_path):
+def test_actors_launched_before_the_first_output_opens_serve_the_next_variant_with_work(ray_cluster, tmp_path,
+                                                                                      caplog):
     """With preflight's counts the actors start loading before the first output opens. Here the first variant
     turns out done when its output opens (its records came meanwhile): the next variant takes the launched
     actors (switched to it), and writes every record of its own."""
@@ -146,12 +149,20 @@ def test_actors_launched_before_the_first_output_opens_serve_the_next_variant_wi
     # the second sweep loaded its actors for the first variant (done), then switched them to the second
     assert log.count("variant 2025_05_20_dreams_gauss_attn: mult_gauss on attn_only") == 2
     assert log.count("variant 2025_05_20_dreams_ablation_attn: ablation on attn_only") == 1
+    # preflight counts both done. The first output has a journal left (as after a crash past its last flush): it
+    # is opened and compacted. The second is not opened at all: no writer, the file not rewritten.
+    first, second = (Path(s["output"]) for s in summaries)
+    journal_path(first).write_text(json.dumps(records_of(first)[0]) + "\n")
+    untouched = second.stat().st_mtime_ns
+    caplog.set_level(logging.INFO, logger="actors.driver")
+    assert [s["ran_units"] for s in run_sweep(variants, options, missing=[0, 0])] == [0, 0]
+    assert not journal_path(first).exists() and second.stat().st_mtime_ns == untouched
+    assert f"output {second}: all 12 records done (counted before Ray started), not opened" in caplog.text
+    assert f"output {first}: all 12" not in caplog.text and f"output {first}: 12 of 12 records done" in caplog.text
 
 
 def test_the_dashboard_names_what_each_actor_does_and_the_log_has_timings(ray_cluster, tmp_path, caplog):
     """Ray reads an actor's Repr once, at its start: the task list shows each run_units call by its units."""
-    import json
-
     from ray.util.state import list_actors, list_tasks
 
     caplog.set_level(logging.INFO, logger="actors.driver")
