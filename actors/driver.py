@@ -23,7 +23,7 @@ from actors.writer import ResultWriter
 from configs.experiments import ExperimentConfig
 from degrader.run.options import LaunchOptions
 from degrader.run.plan import Unit, missing_units, output_path, total_records, total_units
-from degrader.run.store import StoreWriteError, journal_path
+from degrader.run.store import StoreWriteError, closed_cleanly
 
 __all__ = ["batch_sizes", "group_batch_sizes", "group_key", "local_pin", "peers", "run_experiment", "run_order",
            "run_sweep", "take_batch"]
@@ -55,9 +55,13 @@ def run_sweep(configs: list[ExperimentConfig], options: LaunchOptions, missing: 
         first = next((i for i in order if missing[i]), None) if missing is not None else None
         if first is not None:
             fleet.launch(configs[first])
-        summaries = {i: _run_variant(configs[i], options, fleet, started, peers(configs, i))
-                     if _must_open(configs[i], options, missing, i) else _counted_done(configs[i], options)
-                     for i in order}
+        summaries = {}
+        for i in order:
+            count = missing[i] if missing is not None else None
+            if _must_open(output_path(configs[i], options.results_dir), count):
+                summaries[i] = _run_variant(configs[i], options, fleet, started, peers(configs, i))
+            else:
+                summaries[i] = _counted_done(configs[i], options)
         return [summaries[i] for i in range(len(configs))]
     finally:
         fleet.kill()  # so GPUs and actor names are free again
@@ -84,11 +88,12 @@ def group_key(config: ExperimentConfig) -> tuple[str, str]:
     return config.config_name, config.param_group_name
 
 
-def _must_open(config: ExperimentConfig, options: LaunchOptions, missing: list[int] | None, index: int) -> bool:
-    """Whether a variant's output must be opened: records missing by preflight's count (or no count), or a journal
-    left to compact. Opening one is a ResultWriter process, the file read and rewritten: a resumed 15-variant
-    sweep on 4 x H200 spent 3-6 s on each finished variant."""
-    return missing is None or bool(missing[index]) or journal_path(output_path(config, options.results_dir)).exists()
+def _must_open(path: Path, missing: int | None) -> bool:
+    """Whether a variant's output must be opened: records missing by preflight's count (or no count), or the file
+    not as a clean close left it (gone since the count, a journal or an interrupted rewrite's temporary left).
+    Opening one is a ResultWriter process, the file read and rewritten: a resumed 15-variant sweep on 4 x H200
+    spent 3-6 s on each finished variant."""
+    return missing is None or missing > 0 or not closed_cleanly(path)
 
 
 def _counted_done(config: ExperimentConfig, options: LaunchOptions) -> dict:

@@ -151,4 +151,3 @@ def test_the_checker_sees_every_kind_of_import():
                      (10, "degrader.memory"), (12, "analysis.metrics_store")}
     layers = [layer_of(name) for name in ("degrader.run", "degrader.decoding.fused", "degrader", "degrader.models")]
     assert layers == ["degrader/run", "degrader/decoding", "degrader core", "degrader core"]
-

@@ -280,9 +280,14 @@ def _atomic_write_json(path: Path, records: list[Record]) -> None:
 
 def _remove_stale_temporaries(path: Path) -> None:
     """Remove `.<output>.<pid>.tmp` files of earlier writers of this output (called under its lock)."""
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+    for stale in _temporaries(path):
         logger.info("removing %s, left by an interrupted write", stale)
         stale.unlink(missing_ok=True)
+
+
+def _temporaries(path: Path) -> Iterable[Path]:
+    """The `.<output>.<pid>.tmp` files of rewrites of `path` (a crash mid-compaction leaves one)."""
+    return path.parent.glob(f".{path.name}.*.tmp")
 
 
 def _normalised(path: Path, records: list[Record]) -> list[Record]:
@@ -308,3 +313,10 @@ def read_records(path: Path) -> list[Record]:
 def journal_path(path: Path) -> Path:
     """The journal of an output: the records flushed since its last compaction; none after a clean close."""
     return Path(path).with_name(Path(path).name + ".journal")
+
+
+def closed_cleanly(path: Path) -> bool:
+    """Whether an output is as its writer's clean close leaves it: the file there, no journal to compact and no
+    temporary file of an interrupted rewrite to remove (work that only opening the store does)."""
+    path = Path(path)
+    return path.exists() and not journal_path(path).exists() and not any(_temporaries(path))

@@ -131,7 +131,8 @@ def test_actors_launched_before_the_first_output_opens_serve_the_next_variant_wi
                                                                                       caplog):
     """With preflight's counts the actors start loading before the first output opens. Here the first variant
     turns out done when its output opens (its records came meanwhile): the next variant takes the launched
-    actors (switched to it), and writes every record of its own."""
+    actors (switched to it), and writes every record of its own. An output counted complete is not opened,
+    unless its writer did not close it cleanly (a journal or a temporary left)."""
     from actors.driver import run_sweep
     from configs.experiments import apply_overrides
     from configs.sweeps import apply_variant
@@ -153,12 +154,19 @@ def test_actors_launched_before_the_first_output_opens_serve_the_next_variant_wi
     # is opened and compacted. The second is not opened at all: no writer, the file not rewritten.
     first, second = (Path(s["output"]) for s in summaries)
     journal_path(first).write_text(json.dumps(records_of(first)[0]) + "\n")
-    untouched = second.stat().st_mtime_ns
+    untouched = (second.stat().st_ino, second.stat().st_mtime_ns)
     caplog.set_level(logging.INFO, logger="actors.driver")
+    caplog.clear()
     assert [s["ran_units"] for s in run_sweep(variants, options, missing=[0, 0])] == [0, 0]
-    assert not journal_path(first).exists() and second.stat().st_mtime_ns == untouched
+    assert not journal_path(first).exists() and (second.stat().st_ino, second.stat().st_mtime_ns) == untouched
     assert f"output {second}: all 12 records done (counted before Ray started), not opened" in caplog.text
     assert f"output {first}: all 12" not in caplog.text and f"output {first}: 12 of 12 records done" in caplog.text
+    # an interrupted rewrite's temporary beside the second: it is opened after all, and the temporary removed
+    temporary = second.with_name(f".{second.name}.999.tmp")
+    temporary.write_text("[")
+    caplog.clear()
+    assert [s["ran_units"] for s in run_sweep(variants, options, missing=[0, 0])] == [0, 0]
+    assert not temporary.exists() and f"output {second}: 12 of 12 records done" in caplog.text
 
 
 def test_the_dashboard_names_what_each_actor_does_and_the_log_has_timings(ray_cluster, tmp_path, caplog):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from degrader.run.store import CorruptOutputError, OutputLockedError, ResultStore, read_records
+from degrader.run.store import CorruptOutputError, OutputLockedError, ResultStore, closed_cleanly, read_records
 from tests.conftest import ROOT
 
 
@@ -26,6 +26,22 @@ def test_deduplicates_flushes_every_20_and_compacts(tmp_path):
     store.close()
     assert [r["i"] for r in json.loads(path.read_text())] == list(range(20))
     assert not store.journal.exists()
+
+
+def test_closed_cleanly_is_a_clean_close_and_nothing_else(tmp_path):
+    """What lets a resumed sweep skip a complete output: the file there, no journal, no interrupted rewrite."""
+    path = tmp_path / "out.json"
+    assert not closed_cleanly(path)  # no file yet
+    store = ResultStore(path, key, flush_every=1)
+    store.add([{"i": 0}])
+    assert not closed_cleanly(path)  # open, with a journal
+    store.close()
+    assert closed_cleanly(path)
+    temporary = tmp_path / ".out.json.4242.tmp"
+    temporary.write_text("[")
+    assert not closed_cleanly(path)  # a rewrite was interrupted: the next writer removes it
+    ResultStore(path, key).close()
+    assert not temporary.exists() and closed_cleanly(path)
 
 
 def test_resume_merges_output_and_journal(tmp_path):
