@@ -57,11 +57,11 @@ def run_sweep(configs: list[ExperimentConfig], options: LaunchOptions, missing: 
             fleet.launch(configs[first])
         summaries = {}
         for i in order:
-            count = missing[i] if missing is not None else None
-            if _must_open(output_path(configs[i], options.results_dir), count):
+            path = output_path(configs[i], options.results_dir)
+            if _must_open(path, missing[i] if missing is not None else None):
                 summaries[i] = _run_variant(configs[i], options, fleet, started, peers(configs, i))
             else:
-                summaries[i] = _counted_done(configs[i], options)
+                summaries[i] = _counted_done(path, total_records(configs[i]))
         return [summaries[i] for i in range(len(configs))]
     finally:
         fleet.kill()  # so GPUs and actor names are free again
@@ -96,12 +96,11 @@ def _must_open(path: Path, missing: int | None) -> bool:
     return missing is None or missing > 0 or not closed_cleanly(path)
 
 
-def _counted_done(config: ExperimentConfig, options: LaunchOptions) -> dict:
-    """The summary of a variant that preflight found done, whose output is not opened."""
-    path = output_path(config, options.results_dir)
-    logger.info("output %s: all %d records done (counted before Ray started), not opened", path,
-                total_records(config))
-    return {"output": str(path), "records": total_records(config), "ran_units": 0}
+def _counted_done(path: Path, records: int) -> dict:
+    """The summary of a variant that preflight found done (all its `records` in `path`), whose output is not
+    opened."""
+    logger.info("output %s: all %d records done (counted before Ray started), not opened", path, records)
+    return {"output": str(path), "records": records, "ran_units": 0}
 
 
 def _run_variant(config: ExperimentConfig, options: LaunchOptions, fleet: ActorFleet, started: float,
