@@ -57,6 +57,10 @@ class DecoderCache:
                                                units=key.units)
         return self.decoders[key]
 
+    def __contains__(self, key: DecoderKey) -> bool:
+        """Whether the decoder `get(key)` returns is held already (it ran: decoders are built on first use)."""
+        return key in self.decoders
+
     def retire_stacks(self, generation: int) -> None:
         """Evict the decoders built for other stacks than `generation`'s (WeightState calls it on every change)."""
         self._evict([k for k in self.decoders if k.stacks != generation])

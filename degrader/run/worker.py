@@ -157,11 +157,23 @@ class ModelWorker:
         """Prompts per unit block of the next batch."""
         return self.plan.prompts
 
-    def warm_up(self, n_units: int) -> None:
-        """Size the stacks for batches of `n_units` and compile the decode step on a few steps (nothing emitted)."""
+    def warm_up(self, n_units: int) -> bool:
+        """Size the stacks for batches of `n_units` and compile the decode step on a few steps (nothing emitted).
+
+        Returns False when it skipped the warm-up batch: the installed stacks already hold `n_units` and a
+        decoder that serves them, the prompts and the settings already ran (the group's previous variant), so
+        the batch would compile nothing and only pay for the prefill and steps of a whole batch (11.6 s for
+        `cookie_theft_it`'s picture rows on an H200, 2 s for text; docs/performance.md).
+        """
+        kept = min(n_units, self.plan.max_units) <= self.units_per_batch  # fit_stacks would change nothing
+        if self.static and kept and self._decoder_key(self.plan.prompts) in self.decoders:
+            logger.info("warm-up for %d units per batch: the decoder of the group's previous variant serves it",
+                        n_units)
+            return False
         # one prompt batch as run_units decodes it (out of memory shrinks it the same way), cut short, no lesion
         prompt_ids = tuple(range(self.plan.prompts)) if self.static else ()
         self._run_batch([Unit(self.config.levels[0], 0, prompt_ids)] * n_units, None, lesion=False)
+        return True
 
     def run_units(self, units: list[Unit], emit: Emit) -> list[UnitReport]:
         """Run units (any levels) with the same prompts, up to max_units at a time (one at a time without stacks)."""
@@ -261,8 +273,12 @@ class ModelWorker:
         Built on first use; a short prompt batch is padded to the rows of the plan's decoder."""
         if not self.static:
             return None
-        return self.decoders.get(DecoderKey(rows, self.units_per_batch, self.prompts.length, self.params,
-                                            self.compile_mode, self.weights.generation))
+        return self.decoders.get(self._decoder_key(rows))
+
+    def _decoder_key(self, rows: int) -> DecoderKey:
+        """What the decoder for `rows` prompts per unit block is built for, with the installed stacks."""
+        return DecoderKey(rows, self.units_per_batch, self.prompts.length, self.params, self.compile_mode,
+                          self.weights.generation)
 
     def generate_texts(self, prompts: list[str], max_new_tokens: int, steps: int | None = None) -> list[Generation]:
         """Greedy replies of the undamaged model to chat prompts, in order (a local LLM judge; nothing emitted).

@@ -75,6 +75,8 @@ def test_the_eviction_that_leaves_no_compiled_decoder_calls_on_released(embedded
     cache.get(compiled)  # other settings: the uncompiled decoder goes, no compiled one went
     cache.get(DecoderKey(4, 1, 20, PARAMS, "reduce-overhead", 0))  # more rows: the smaller compiled one stays
     assert released == [] and len(cache) == 2
+    # what get() would return without building anything: the exact key only (a warm-up is skipped on it)
+    assert compiled in cache and DecoderKey(3, 1, 20, PARAMS, "reduce-overhead", 0) not in cache
     cache.get(compiled)  # fewer rows: the larger compiled decoder goes, the smaller still holds compiled code
     assert released == []
     cache.retire_stacks(1)  # every decoder goes: the last compiled one with them

@@ -177,14 +177,14 @@ def test_a_variant_of_the_same_group_keeps_the_stacks_and_compiles_nothing():
     before = entries()  # earlier tests' entries may still be on the step's code
     worker = ModelWorker(first, torch.device("cpu"), "test", static=True)
     worker.load()
-    worker.warm_up(2)
+    assert worker.warm_up(2)  # a warm-up batch: the first variant compiles
     worker.run_units([Unit(0.5, r, (0, 1, 2)) for r in range(2)], lambda records: None)
     generation, decoders = worker.weights.generation, list(worker.decoders)
     worker.prepare(second)
     emitted = []
     with torch._dynamo.config.patch(error_on_recompile=True):
         graphs = counters["stats"]["unique_graphs"]
-        worker.warm_up(2)
+        assert not worker.warm_up(2)  # the first variant's decoder serves: no warm-up batch, no prefill
         worker.run_units(units, emitted.extend)
         assert counters["stats"]["unique_graphs"] == graphs  # the first variant's decoder served the second
     assert worker.weights.generation == generation and list(worker.decoders) == decoders
