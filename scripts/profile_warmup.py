@@ -5,7 +5,8 @@
 
 Loads the model in a `ModelWorker` (the code each ModelActor runs, with its keyed on-disk compile cache),
 then times each warm-up: the first (it compiles, or reads the on-disk cache when a previous run filled it),
-one per further batch size in `--units` (a decoder for more units serves fewer: nothing compiles), and one
+one per further batch size in `--units` (a decoder for more units serves fewer: nothing compiles, and the
+warm-up batch is skipped: `batch_ran` false), and one
 after switching to `--then-group` (other unit stacks: another graph). Each phase reports its seconds and
 torch's own compile metrics for it (`torch._dynamo.utils.compilation_time_metrics`): what is left of a
 phase after `_compile.compile_inner` is the warm-up's steps, its CUDA-graph recording and allocations.
@@ -87,11 +88,13 @@ def main() -> None:
     # the launcher's keyed on-disk compile cache (as ModelActor.load sets it), before the first compile
     report["compile_cache"] = str(use_model_compile_cache(worker.loaded).directory)
 
+    ran = []  # per warm-up: whether it decoded its batch (False: the decoder in place serves it)
+
     def warm_up(n_units: int):
-        return lambda: (worker.fit_stacks(n_units), worker.warm_up(n_units))
+        return lambda: (worker.fit_stacks(n_units), ran.append(worker.warm_up(n_units)))
 
     for n_units in args.units:
-        report[f"warm_up {args.group} {n_units} units"] = phase(device, warm_up(n_units))
+        report[f"warm_up {args.group} {n_units} units"] = {**phase(device, warm_up(n_units)), "batch_ran": ran[-1]}
         print(json.dumps({n_units: report[f"warm_up {args.group} {n_units} units"]["s"]}), file=sys.stderr)
     if args.generate:
         units = [Unit(0.3, r, tuple(range(len(config.prompts)))) for r in range(args.units[0])]
@@ -104,7 +107,8 @@ def main() -> None:
         report[f"generate {len(reports)} units"] = generation
     if args.then_group:
         worker.prepare(config.replace(param_group_name=args.then_group))
-        report[f"warm_up {args.then_group} {args.units[0]} units"] = phase(device, warm_up(args.units[0]))
+        report[f"warm_up {args.then_group} {args.units[0]} units"] = {**phase(device, warm_up(args.units[0])),
+                                                                       "batch_ran": ran[-1]}
     if device.type == "cuda":
         report["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
     report["total_s"] = round(time.perf_counter() - STARTED, 2)

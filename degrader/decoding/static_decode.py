@@ -62,6 +62,7 @@ class StaticDecoder:
         self.prompt_length = bucket(prompt_length)
         self.cache = static_cache(model.config, self.prompt_length + params.max_new_tokens)
         self.cache_key = cache_argument(model)
+        self.decoded = False  # whether a decode() has finished: its step compiled, its CUDA graph recorded
         # The plain function, not the bound method: a decoder holding a callable bound to itself is a reference
         # cycle, and its KV cache (gigabytes on a GPU) would outlive its eviction until the cycle collector ran.
         step = StaticDecoder._step
@@ -110,6 +111,7 @@ class StaticDecoder:
         token = choose_tokens(logits[:, -1], self.params, seeds, 0)
         new_tokens = self._loop(token, positions[:, -1:], mask, seeds, stop_ids, pad_id,
                                 min(steps or self.params.max_new_tokens, self.params.max_new_tokens))
+        self.decoded = True
         return new_tokens.reshape(self.units, self.batch_size, -1)[:, :per_block].reshape(self.units * per_block, -1)
 
     def _loop(self, token, position, mask, seeds, stop_ids, pad_id, n_steps: int) -> torch.Tensor:

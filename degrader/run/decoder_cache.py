@@ -57,9 +57,10 @@ class DecoderCache:
                                                units=key.units)
         return self.decoders[key]
 
-    def __contains__(self, key: DecoderKey) -> bool:
-        """Whether the decoder `get(key)` returns is held already (it ran: decoders are built on first use)."""
-        return key in self.decoders
+    def ready(self, key: DecoderKey) -> bool:
+        """Whether the decoder `get(key)` would return is held and has decoded a batch (compiled, graph recorded)."""
+        decoder = self.decoders.get(key)
+        return decoder is not None and decoder.decoded
 
     def retire_stacks(self, generation: int) -> None:
         """Evict the decoders built for other stacks than `generation`'s (WeightState calls it on every change)."""

@@ -160,15 +160,16 @@ class ModelWorker:
     def warm_up(self, n_units: int) -> bool:
         """Size the stacks for batches of `n_units` and compile the decode step on a few steps (nothing emitted).
 
-        Returns False when it skipped the warm-up batch: the installed stacks already hold `n_units` and a
-        decoder that serves them, the prompts and the settings already ran (the group's previous variant), so
-        the batch would compile nothing and only pay for the prefill and steps of a whole batch (11.6 s for
-        `cookie_theft_it`'s picture rows on an H200, 2 s for text; docs/performance.md).
+        Returns False when it skipped the warm-up batch: the installed stacks already hold min(`n_units`,
+        max_units) units and the decoder for them, the prompts and the settings has decoded a batch (in the
+        group's previous variant), so the batch would compile nothing and only pay for the prefill and steps
+        of a whole batch (11.6 s for `cookie_theft_it`'s picture rows on an H200, 2 s for text;
+        docs/performance.md).
         """
         kept = min(n_units, self.plan.max_units) <= self.units_per_batch  # fit_stacks would change nothing
-        if self.static and kept and self._decoder_key(self.plan.prompts) in self.decoders:
-            logger.info("warm-up for %d units per batch: the decoder of the group's previous variant serves it",
-                        n_units)
+        if self.static and kept and self.decoders.ready(self._decoder_key(self.plan.prompts)):
+            logger.info("warm-up for %d units per batch skipped: the stacks and the decoder of an earlier batch "
+                        "are in place", n_units)
             return False
         # one prompt batch as run_units decodes it (out of memory shrinks it the same way), cut short, no lesion
         prompt_ids = tuple(range(self.plan.prompts)) if self.static else ()

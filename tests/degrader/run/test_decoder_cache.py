@@ -20,10 +20,13 @@ def key(rows: int, units: int = 1, length: int = 20, params: SamplingParams = PA
     return DecoderKey(rows, units, length, params, None, stacks)
 
 
-def test_a_decoder_is_built_once_per_key(embedded):
+def test_a_decoder_is_built_once_per_key_and_ready_once_it_has_decoded_a_batch(embedded):
     cache = DecoderCache(embedded.model)
     decoder = cache.get(key(4))
     assert cache.get(key(4)) is decoder and decoder.batch_size == 4 and decoder.prompt_length == 2 * LENGTH_BUCKET
+    assert not cache.ready(key(4))  # built, not run
+    generate(embedded, ["The dream began", "Hello"], PARAMS, [1, 2], decoder=decoder)
+    assert cache.ready(key(4)) and not cache.ready(key(2)) and not cache.ready(key(4, units=2))
     assert key(4, length=17) == key(4, length=32)  # prompt lengths are bucketed as the decoder buckets them
     with pytest.raises(ValueError, match="at least 1 row"):
         key(0)
@@ -75,8 +78,8 @@ def test_the_eviction_that_leaves_no_compiled_decoder_calls_on_released(embedded
     cache.get(compiled)  # other settings: the uncompiled decoder goes, no compiled one went
     cache.get(DecoderKey(4, 1, 20, PARAMS, "reduce-overhead", 0))  # more rows: the smaller compiled one stays
     assert released == [] and len(cache) == 2
-    # what get() would return without building anything: the exact key only (a warm-up is skipped on it)
-    assert compiled in cache and DecoderKey(3, 1, 20, PARAMS, "reduce-overhead", 0) not in cache
+    # built but never run: not ready (a warm-up is skipped only on a decoder that has decoded a batch)
+    assert not cache.ready(compiled) and not cache.ready(DecoderKey(3, 1, 20, PARAMS, "reduce-overhead", 0))
     cache.get(compiled)  # fewer rows: the larger compiled decoder goes, the smaller still holds compiled code
     assert released == []
     cache.retire_stacks(1)  # every decoder goes: the last compiled one with them

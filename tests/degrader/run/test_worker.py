@@ -153,7 +153,7 @@ def test_the_warm_up_compiles_the_step_that_every_later_batch_replays():
         worker = ModelWorker(config, torch.device("cpu"), "test", static=static)
         worker.load()
         graphs = counters["stats"]["unique_graphs"]
-        worker.warm_up(2)
+        assert worker.warm_up(2)  # no decoder has decoded yet: the warm-up batch runs
         assert worker.units_per_batch == 2 and [key.rows for key in worker.decoders] == ([3] if static else [])
         assert (counters["stats"]["unique_graphs"] > graphs) == static
         emitted = []
