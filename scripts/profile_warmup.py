@@ -88,13 +88,14 @@ def main() -> None:
     # the launcher's keyed on-disk compile cache (as ModelActor.load sets it), before the first compile
     report["compile_cache"] = str(use_model_compile_cache(worker.loaded).directory)
 
-    ran = []  # per warm-up: whether it decoded its batch (False: the decoder in place serves it)
-
-    def warm_up(n_units: int):
-        return lambda: (worker.fit_stacks(n_units), ran.append(worker.warm_up(n_units)))
+    def warm_up(n_units: int) -> dict:
+        """One timed warm-up, and whether it decoded its batch (False: the decoder in place serves it)."""
+        ran = []
+        timed = phase(device, lambda: (worker.fit_stacks(n_units), ran.append(worker.warm_up(n_units))))
+        return {**timed, "batch_ran": ran[0]}
 
     for n_units in args.units:
-        report[f"warm_up {args.group} {n_units} units"] = {**phase(device, warm_up(n_units)), "batch_ran": ran[-1]}
+        report[f"warm_up {args.group} {n_units} units"] = warm_up(n_units)
         print(json.dumps({n_units: report[f"warm_up {args.group} {n_units} units"]["s"]}), file=sys.stderr)
     if args.generate:
         units = [Unit(0.3, r, tuple(range(len(config.prompts)))) for r in range(args.units[0])]
@@ -107,8 +108,7 @@ def main() -> None:
         report[f"generate {len(reports)} units"] = generation
     if args.then_group:
         worker.prepare(config.replace(param_group_name=args.then_group))
-        report[f"warm_up {args.then_group} {args.units[0]} units"] = {**phase(device, warm_up(args.units[0])),
-                                                                       "batch_ran": ran[-1]}
+        report[f"warm_up {args.then_group} {args.units[0]} units"] = warm_up(args.units[0])
     if device.type == "cuda":
         report["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
     report["total_s"] = round(time.perf_counter() - STARTED, 2)

@@ -51,11 +51,15 @@ class WeightState:
             self.drop()
         self.baseline.restore()
 
+    def holds(self, units: int) -> bool:
+        """Whether the installed stacks serve batches of `units` units as they are (`fit` would change nothing)."""
+        return units <= self.units_per_batch
+
     def fit(self, units: int) -> None:
         """Stacks for `units` units; kept when the installed ones hold as many or more (so 1 needs none).
 
         Out of memory while copying leaves no stacks installed."""
-        if units > self.units_per_batch:
+        if not self.holds(units):
             self.drop()
             self.baseline.restore()  # the copies' source: the per-unit path may have left the live weights degraded
             self._changed()  # what was built for the modules so far goes before the copies are allocated

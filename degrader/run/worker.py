@@ -166,7 +166,7 @@ class ModelWorker:
         of a whole batch (11.6 s for `cookie_theft_it`'s picture rows on an H200, 2 s for text;
         docs/performance.md).
         """
-        kept = min(n_units, self.plan.max_units) <= self.units_per_batch  # fit_stacks would change nothing
+        kept = self.weights.holds(min(n_units, self.plan.max_units))  # as fit_stacks sizes them
         if self.static and kept and self.decoders.ready(self._decoder_key(self.plan.prompts)):
             logger.info("warm-up for %d units per batch skipped: the stacks and the decoder of an earlier batch "
                         "are in place", n_units)

@@ -62,6 +62,7 @@ def test_installing_or_dropping_stacks_retires_the_decoders_built_for_the_previo
         weights.fit(2)
         assert (weights.units_per_batch, len(cache)) == (2, 0)
         cache.get(key(2, units=2, stacks=weights.generation))
+        assert weights.holds(2) and weights.holds(1) and not weights.holds(3)
         weights.fit(2)  # the installed stacks already hold 2: kept, and so is their decoder
         assert len(cache) == 1
         weights.drop()
