@@ -65,6 +65,7 @@ class ModelActor:
             description = self.worker.load()
             if self.compile_cache is None:  # before the first compile (warm_up): cache_dir()/compile/<model key>
                 self.compile_cache = use_model_compile_cache(self.worker.loaded)
+            self.worker.keep_steps_in(self.compile_cache.directory)
             return {**description, "actor": self.name, "pid": os.getpid(), "units_per_batch": self.worker.max_units}
         except Exception:
             logger.exception("%s failed to load the model", self.origin)

@@ -200,7 +200,7 @@ def main() -> None:
     worker = ModelWorker(config, device, "benchmark", ignore_eos=True, attention=args.attention,
                          compile_mode=args.compile_mode)
     load_s = timed(worker.load)
-    use_model_compile_cache(worker.loaded)  # the launcher's keyed on-disk compile cache, before the first compile
+    worker.keep_steps_in(use_model_compile_cache(worker.loaded).directory)  # the launcher's keyed caches and steps
     units = [Unit(level, r, tuple(range(len(config.prompts)))) for level in args.levels for r in range(args.reps)]
     sequence = bucket(worker.prompts.length) + config.max_new_tokens
     limit, gpu, bandwidth = bandwidth_limit(worker, worker.prompt_batch_size, sequence)

@@ -48,7 +48,7 @@ def main() -> None:
                                                        f"units_per_batch={args.units_per_batch}"])
     worker = ModelWorker(config, torch.device("cuda"), "profile", ignore_eos=True)
     worker.load()
-    use_model_compile_cache(worker.loaded)  # the launcher's keyed on-disk compile cache, before the first compile
+    worker.keep_steps_in(use_model_compile_cache(worker.loaded).directory)  # the launcher's keyed caches and steps
     units = [Unit(config.levels[0], r, tuple(range(len(config.prompts)))) for r in range(worker.max_units)]
     worker.fit_stacks(len(units))
     run_units = lambda: worker.generate_units(units, lambda records: None)  # noqa: E731

@@ -10,7 +10,8 @@ warm-up batch is skipped: `batch_ran` false), and one
 after switching to `--then-group` (other unit stacks: another graph). Each phase reports its seconds and
 torch's own compile metrics for it (`torch._dynamo.utils.compilation_time_metrics`): what is left of a
 phase after `_compile.compile_inner` is the warm-up's steps, its CUDA-graph recording and allocations.
-Run it twice on one machine for the cold and the warm cache. `--generate` also times one full batch.
+Run it twice on one machine for the cold and the warm cache (`step_loaded`: the compiled step came from
+the cache's precompiled steps, untraced). `--generate` also times one full batch.
 Prints one JSON object (docs/performance.md, "Where a warm-up goes").
 """
 
@@ -87,12 +88,14 @@ def main() -> None:
               "model": args.model, "import_s": round(IMPORT_S, 2), "load": phase(device, worker.load)}
     # the launcher's keyed on-disk compile cache (as ModelActor.load sets it), before the first compile
     report["compile_cache"] = str(use_model_compile_cache(worker.loaded).directory)
+    worker.keep_steps_in(Path(report["compile_cache"]))  # as an actor: its compiled steps saved and loaded
 
     def warm_up(n_units: int) -> dict:
         """One timed warm-up, and whether it decoded its batch (False: the decoder in place serves it)."""
         ran = []
         timed = phase(device, lambda: (worker.fit_stacks(n_units), ran.append(worker.warm_up(n_units))))
-        return {**timed, "batch_ran": ran[0]}
+        steps = [decoder._step_impl for decoder in worker.decoders.decoders.values()]
+        return {**timed, "batch_ran": ran[0], "step_loaded": any(getattr(step, "loaded", False) for step in steps)}
 
     for n_units in args.units:
         report[f"warm_up {args.group} {n_units} units"] = warm_up(n_units)

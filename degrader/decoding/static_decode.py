@@ -13,11 +13,13 @@ this class changes no process-wide setting.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from degrader.decoding.generation import SamplingParams, cache_argument, choose_tokens, token_loop
+from degrader.decoding.precompile import PrecompiledStep
 
 logger = logging.getLogger(__name__)
 STOP_CHECK_EVERY = 16  # steps between host syncs that test whether every row has stopped
@@ -30,11 +32,11 @@ def bucket(length: int, size: int = LENGTH_BUCKET) -> int:
 
 
 def static_cache(config, length: int):
-    """A StaticCache of `length` tokens; plain (full) layers where the sliding window never fills.
+    """A StaticCache of `length` tokens, and whether it keeps sliding-window layers (`length` past the window).
 
-    transformers' sliding-window static layer tracks its length in a Python int, which makes
-    torch.compile recompile at every step; while `length` <= the window the window never truncates,
-    so a full static layer is equivalent and compiles once.
+    Plain (full) layers where the sliding window never fills: transformers' sliding-window static layer
+    tracks its length in a Python int, which makes torch.compile recompile at every step; while `length` <=
+    the window the window never truncates, so a full static layer is equivalent and compiles once.
     """
     from transformers import StaticCache
     from transformers.cache_utils import StaticLayer
@@ -43,10 +45,10 @@ def static_cache(config, length: int):
     window = getattr(config.get_text_config(decoder=True), "sliding_window", None)
     if window is None or length <= window:
         cache.layers = [StaticLayer(max_cache_len=length) for _ in cache.layers]
-    else:
-        logger.warning("prompt + new tokens (%d) exceed the sliding window (%d): the compiled decode step will "
-                       "recompile at every step; use fewer max_new_tokens or eager decoding", length, window)
-    return cache
+        return cache, False
+    logger.warning("prompt + new tokens (%d) exceed the sliding window (%d): the compiled decode step will "
+                   "recompile at every step; use fewer max_new_tokens or eager decoding", length, window)
+    return cache, True
 
 
 class StaticDecoder:
@@ -54,19 +56,26 @@ class StaticDecoder:
 
     `units` > 1 is rep-batching: the batch is `units` blocks, one per repetition, each padded on its own
     so that block r always occupies rows [r * batch_size, (r + 1) * batch_size).
+    `steps`: a folder of precompiled steps (precompile.py): the compiled step is loaded from there, or saved
+    there once compiled, so that another process skips dynamo's tracing; None compiles it in-process only.
     """
 
     def __init__(self, model, batch_size: int, prompt_length: int, params: SamplingParams, compile: bool = True,
-                 mode: str = "reduce-overhead", units: int = 1):
+                 mode: str = "reduce-overhead", units: int = 1, steps: Path | None = None):
         self.model, self.batch_size, self.params, self.units = model, batch_size, params, units
         self.prompt_length = bucket(prompt_length)
-        self.cache = static_cache(model.config, self.prompt_length + params.max_new_tokens)
+        self.cache, windowed = static_cache(model.config, self.prompt_length + params.max_new_tokens)
         self.cache_key = cache_argument(model)
         self.decoded = False  # whether a decode() has finished: its step compiled, its CUDA graph recorded
         # The plain function, not the bound method: a decoder holding a callable bound to itself is a reference
         # cycle, and its KV cache (gigabytes on a GPU) would outlive its eviction until the cycle collector ran.
         step = StaticDecoder._step
-        self._step_impl = torch.compile(step, mode=mode, dynamic=False) if compile else step
+        if not compile:
+            self._step_impl = step
+        elif steps is not None and not windowed:  # a windowed cache recompiles at every step: nothing to save
+            self._step_impl = PrecompiledStep(step, mode, steps)
+        else:
+            self._step_impl = torch.compile(step, mode=mode, dynamic=False)
 
     def step_fn(self, token, positions, cache_position, mask, row_seeds, step):
         """One decode step: the compiled step, or `_step` itself where the decoder is not compiled."""

@@ -10,6 +10,7 @@ decoder calls `on_released` (the worker frees what torch.compile still holds of 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable, Iterator
 
 from torch import nn
@@ -43,9 +44,10 @@ class DecoderKey:
 class DecoderCache:
     """StaticDecoders of `model` by DecoderKey, each built on first use."""
 
-    def __init__(self, model: nn.Module, on_released: Callable[[], None] = lambda: None):
+    def __init__(self, model: nn.Module, on_released: Callable[[], None] = lambda: None, steps: Path | None = None):
         self.model = model
         self.on_released = on_released  # called when an eviction leaves no compiled decoder
+        self.steps = steps  # the folder of precompiled steps (StaticDecoder's `steps`); None: compile in-process
         self.decoders: dict[DecoderKey, StaticDecoder] = {}
 
     def get(self, key: DecoderKey) -> StaticDecoder:
@@ -54,7 +56,7 @@ class DecoderCache:
         if key not in self.decoders:
             self.decoders[key] = StaticDecoder(self.model, key.rows, key.prompt_length, key.params,
                                                compile=key.mode is not None, mode=key.mode or "reduce-overhead",
-                                               units=key.units)
+                                               units=key.units, steps=self.steps)
         return self.decoders[key]
 
     def ready(self, key: DecoderKey) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import torch
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 Emit = Callable[[list[dict]], None]
 # 3 calls of the compiled step: "reduce-overhead" compiles on the first, records its CUDA graph by the third
 WARM_UP_STEPS = 4
+STEPS_FOLDER = "steps"  # precompiled decode steps, inside the model's compile cache folder
 
 
 def sampling_params(config: ExperimentConfig, ignore_eos: bool) -> SamplingParams:
@@ -64,6 +66,7 @@ class ModelWorker:
         self.decoders: DecoderCache | None = None  # compiled static decoders (static only)
         self.prompts: PromptSet | None = None  # the variant's picture and prompt length
         self.texts: TextGenerator | None = None  # the judge's decode path (generate_texts), built on first use
+        self.steps: Path | None = None  # where compiled decode steps are saved and loaded (keep_steps_in)
 
     def load(self) -> dict:
         """Load the model and prepare the config's variant; returns the model's description."""
@@ -71,12 +74,19 @@ class ModelWorker:
         cfg = self.config
         self.loaded = load_model(cfg.model_name, cfg.dtype, self.device, cfg.load_in_4bit)
         self._edit_model()
-        self.decoders = DecoderCache(self.loaded.model, self._release_compiled)
+        self.decoders = DecoderCache(self.loaded.model, self._release_compiled, self.steps)
         self.weights = WeightState(self.loaded.model, self.device, self.decoders.retire_stacks)
         self.prompts = self.texts = None
         logger.info("loaded %s on %s in %.1fs", self.loaded.name, self.device, time.perf_counter() - started)
         self.prepare(cfg)
         return self.loaded.description
+
+    def keep_steps_in(self, compile_cache: Path) -> None:
+        """Save each compiled decode step under `compile_cache` (the model's keyed compile cache folder) and load
+        it from there in later processes, without tracing it again (degrader/decoding/precompile.py)."""
+        self.steps = Path(compile_cache) / STEPS_FOLDER
+        if self.decoders is not None:
+            self.decoders.steps = self.steps
 
     def _edit_model(self) -> None:
         """The attention implementation and the fused projections (before any baseline: it holds the fused views)."""

@@ -54,8 +54,9 @@ def test_sliding_layers_become_full_static_layers_while_the_window_never_fills()
     from transformers.cache_utils import StaticLayer, StaticSlidingWindowLayer
 
     config = random_config("gemma-3-270m")  # sliding window 512
-    assert all(type(layer) is StaticLayer for layer in static_cache(config, 500).layers)
-    assert any(isinstance(layer, StaticSlidingWindowLayer) for layer in static_cache(config, 600).layers)
+    plain, windowed = static_cache(config, 500), static_cache(config, 600)
+    assert all(type(layer) is StaticLayer for layer in plain[0].layers) and not plain[1]
+    assert any(isinstance(layer, StaticSlidingWindowLayer) for layer in windowed[0].layers) and windowed[1]
 
 
 def test_batch_size_follows_free_memory_and_kv_bytes_per_token():

@@ -1,0 +1,264 @@
+"""The compiled decode step saved whole, so that a later process loads it without tracing (torch's AOT precompile).
+
+With a warm on-disk compile cache, inductor and AOT autograd read their entries back, but dynamo still traces
+the step's Python again (8.3 s on an H100 for the 34-layer step) and builds its guards (1.9 s): most of a warm
+warm-up (docs/performance.md, "Where a warm-up goes"). `torch.compile(...).aot_compile` saves what dynamo made
+as well (the step's bytecode and the compiled graph), and `torch.compiler.load_compiled_function` loads it.
+
+A loaded step checks no guards: dynamo can save only some of them (not those on the fused projections'
+hooks, their closures, or any function's identity), so the step is compiled without any, and the file's
+name is the guard: a hash over everything the trace reads or specializes on (`step_fingerprint`): the
+degrader's source, the model's modules (classes, simple attributes, hooks and their closures, every tensor's
+shape, stride, dtype, device and flags, and which tensors share storage), the KV cache, the step's arguments,
+the attention functions and the process-wide settings a trace reads (grad mode, matmul precision, SDPA's
+backends...). A change in any of them is another file and compiles anew. The folder holds the files of one
+compile-cache key (torch, transformers, Triton, CUDA, GPU, Python, model: compile_cache.py); transformers'
+source counts by its version only.
+
+Anything that fails here falls back, with a warning: a file that does not load, or fails on its first call,
+is compiled again and replaced; a step that cannot be precompiled (a graph break) compiles as before, with
+the plain `torch.compile`, unsaved. Out of memory is raised, for the worker to halve its batch.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import gc
+import hashlib
+import logging
+import time
+import types
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from degrader.files import atomic_write
+
+logger = logging.getLogger(__name__)
+DESCRIBE_DEPTH = 4  # how deep `describe` follows objects, lists and closures (a hook -> its product -> a tensor)
+SIMPLE = (type(None), bool, int, float, str)
+HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks")  # described as functions, without their handle ids
+UNTRACED = {"_original_object_hash", "generation_config"}  # differ between processes; the step never reads them
+
+
+class PrecompiledStep:
+    """`torch.compile(step, mode=mode, dynamic=False)`, loaded from `folder` when a file for the same step exists.
+
+    The step is built on its first call, from that call's arguments; every later call runs it. Having no guards,
+    it does not notice a change made to the model after that call (a paused fusion, another attention): a
+    decoder must not outlive such a change (DecoderCache evicts decoders whenever the stacks change)."""
+
+    def __init__(self, step: Callable, mode: str, folder: Path):
+        self.step, self.mode, self.folder = step, mode, Path(folder)
+        self.compiled: Callable | None = None
+        self.loaded = False  # whether the step came from a file (no tracing, no compile)
+
+    def __call__(self, *args):
+        if self.compiled is not None:
+            return self.compiled(*args)
+        path = self.folder / f"{step_fingerprint(args, self.mode)}.step"
+        self.compiled = self._load(path)
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args)
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as error:  # noqa: BLE001 (a file that loads but does not run: compile it anew)
+                logger.warning("the precompiled decode step %s failed on its first call (%s: %s); compiling it "
+                               "again", path.name, type(error).__name__, error)
+                self.loaded = False
+        self.compiled = self._compile(args, path)
+        return self.compiled(*args)
+
+    def _load(self, path: Path) -> Callable | None:
+        if not path.is_file():
+            return None
+        started = time.perf_counter()
+        compiled = load_step(path, self.mode)
+        if compiled is not None:
+            self.loaded = True
+            logger.info("decode step loaded from %s in %.1fs (no tracing)", path.name, time.perf_counter() - started)
+        return compiled
+
+    def _compile(self, args: tuple, path: Path) -> Callable:
+        """Trace and compile the step, and save it to `path`; the plain torch.compile where that fails."""
+        try:
+            compiled = self._precompile(args)
+        except torch.OutOfMemoryError:  # the worker halves its batch and tries again
+            raise
+        except Exception as error:  # noqa: BLE001 (dynamo raises many kinds; all mean "compile as before")
+            logger.warning("the decode step could not be precompiled (%s: %s); it compiles without being saved",
+                           type(error).__name__, str(error).splitlines()[0] if str(error) else "")
+            return torch.compile(self.step, mode=self.mode, dynamic=False)
+        save_step(compiled, path)
+        return compiled
+
+    def _precompile(self, args: tuple) -> Callable:
+        # the options of `mode` (a mode and options cannot both be given), and no guards: the fingerprint is the guard
+        options = {**mode_options(self.mode), "guard_filter_fn": torch.compiler.skip_all_guards_unsafe}
+        with torch._dynamo.config.patch(enable_aot_compile=True):  # off by default in torch 2.11
+            compiled = torch.compile(self.step, fullgraph=True, dynamic=False, options=options)
+        compiled = _unguarded(compiled.aot_compile((args, {})))
+        # the trace leaves reference cycles that reach the decoder: collected now, an evicted decoder's KV cache
+        # goes by reference counting, before the next variant sizes its batches by free memory
+        gc.collect()
+        return compiled
+
+
+def load_step(path: Path, mode: str) -> Callable | None:
+    """The step saved at `path` for compile `mode`, or None (with a warning) when it does not load: it is then
+    compiled and saved again."""
+    try:
+        # torch wraps the loaded graph with the options in force (CUDA graphs for "reduce-overhead"), not the saved
+        # ones: without them the step ran 18 % slower on an H200 (docs/performance.md)
+        with open(path, "rb") as handle, torch._inductor.config.patch(mode_options(mode)):
+            return _unguarded(torch.compiler.load_compiled_function(handle))
+    except Exception as error:  # noqa: BLE001 (a truncated or foreign file fails in many ways)
+        logger.warning("could not load the precompiled decode step %s (%s: %s); compiling it again", path,
+                       type(error).__name__, error)
+        return None
+
+
+def save_step(compiled, path: Path) -> None:
+    """Write a precompiled step atomically (a crash leaves the old file or none); a failure only warns."""
+    try:
+        data = type(compiled).serialize(compiled).serialized_data  # what save_compiled_function writes
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda handle: handle.buffer.write(data))  # a binary payload through the text handle
+    except Exception as error:  # noqa: BLE001 (a full disk must not stop the run: the step is compiled already)
+        logger.warning("could not save the precompiled decode step to %s (%s: %s)", path, type(error).__name__, error)
+
+
+def mode_options(mode: str) -> dict[str, Any]:
+    """Inductor's options for a torch.compile `mode` ({"triton.cudagraphs": True} for "reduce-overhead")."""
+    return dict(torch._inductor.list_mode_options(mode, dynamic=False))
+
+
+def _unguarded(compiled):
+    """A precompiled step that checks no guards at each call (it has none: skip_all_guards_unsafe)."""
+    compiled.disable_guard_check()
+    return compiled
+
+
+def step_fingerprint(args: tuple, mode: str) -> str:
+    """A hash over everything a trace of `StaticDecoder._step` with `args` (the decoder first) reads."""
+    decoder, *tensors = args
+    model, describer = decoder.model, Describer()
+    parts = {
+        "source": source_digest(),
+        "mode": mode,
+        "settings": global_settings(),
+        "arguments": [describer.describe(value) for value in tensors],
+        "decoder": {name: describer.describe(value) for name, value in vars(decoder).items()
+                    if name not in ("model", "_step_impl", "decoded")},
+        "attention": _attention_functions(model, describer),
+        "modules": [(name, _class_name(module), describer.describe_module(module))
+                    for name, module in model.named_modules()],
+    }
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+def global_settings() -> list:
+    """Process-wide settings a trace reads: grad and inference mode, defaults, determinism, matmul precision,
+    reduced-precision reductions, SDPA's backends, autocast."""
+    cuda = torch.backends.cuda
+    return [torch.is_grad_enabled(), torch.is_inference_mode_enabled(), str(torch.get_default_dtype()),
+            str(torch.get_default_device()), torch.are_deterministic_algorithms_enabled(),
+            torch.get_float32_matmul_precision(), cuda.matmul.allow_fp16_reduced_precision_reduction,
+            cuda.matmul.allow_bf16_reduced_precision_reduction, cuda.flash_sdp_enabled(),
+            cuda.mem_efficient_sdp_enabled(), cuda.math_sdp_enabled(), cuda.cudnn_sdp_enabled(),
+            torch.is_autocast_enabled("cuda"), torch.is_autocast_enabled("cpu")]
+
+
+class Describer:
+    """What a trace can specialize on in a value: tensors' metadata (with which of them share storage), simple
+    values, functions with their closures, and the same inside objects, lists and dicts."""
+
+    def __init__(self):
+        self.storages: dict[int, int] = {}  # storage address -> its number by first appearance (aliasing)
+
+    def describe(self, value: Any, depth: int = DESCRIBE_DEPTH) -> Any:
+        if isinstance(value, torch.Tensor):
+            return self._tensor(value)
+        if isinstance(value, SIMPLE):
+            return value
+        if isinstance(value, (torch.dtype, torch.device, enum.Enum, types.BuiltinFunctionType)):
+            return repr(value)
+        if isinstance(value, nn.Module) or depth == 0:  # modules are described once each, by named_modules
+            return _class_name(value)
+        if isinstance(value, (list, tuple)):
+            return [self.describe(item, depth - 1) for item in value]
+        if isinstance(value, (set, frozenset)):
+            return sorted(repr(self.describe(item, depth - 1)) for item in value)
+        if isinstance(value, dict):
+            return [(self.describe(key, 0), self.describe(item, depth - 1)) for key, item in value.items()]
+        if isinstance(value, (types.FunctionType, types.MethodType, functools.partial)):
+            return self._function(value, depth)
+        if hasattr(value, "to_dict") and hasattr(value, "model_type"):  # a transformers config: its own JSON
+            return ("config", repr(sorted(value.to_dict().items(), key=lambda item: item[0])))
+        attributes = getattr(value, "__dict__", None)
+        if attributes is None:
+            return _class_name(value)
+        return (_class_name(value), {name: self.describe(item, depth - 1) for name, item in attributes.items()
+                                     if name not in UNTRACED})
+
+    def describe_module(self, module: nn.Module) -> dict:
+        """A module's own attributes, parameters and buffers, and its hooks in order (not their handle ids, which
+        differ between processes); its children are described on their own."""
+        described = {name: self.describe(value) for name, value in vars(module).items()
+                     if name not in ("_modules", *HOOK_DICTS, *UNTRACED)
+                     and not name.endswith(("_with_kwargs", "_always_called"))}
+        for name in HOOK_DICTS:
+            hooks = getattr(module, name)
+            flags = getattr(module, f"{name}_with_kwargs", {}), getattr(module, "_forward_hooks_always_called", {})
+            described[name] = [(self.describe(hook), key in flags[0], key in flags[1]) for key, hook in hooks.items()]
+        return described
+
+    def _tensor(self, tensor: torch.Tensor) -> tuple:
+        try:
+            address = tensor.untyped_storage().data_ptr()
+        except (RuntimeError, NotImplementedError):  # a tensor without storage (a subclass, a fake tensor)
+            address = -id(tensor)
+        storage = self.storages.setdefault(address, len(self.storages))
+        return ("tensor", _class_name(tensor), tuple(tensor.shape), tensor.stride(), tensor.storage_offset(),
+                str(tensor.dtype), str(tensor.device), tensor.requires_grad, tensor.is_inference(),
+                repr(getattr(tensor, "_dynamo_static_input_type", None)), storage)
+
+    def _function(self, function, depth: int) -> tuple:
+        if isinstance(function, functools.partial):
+            return ("partial", self.describe(function.func, depth - 1), self.describe(function.args, depth - 1),
+                    self.describe(function.keywords, depth - 1))
+        if isinstance(function, types.MethodType):
+            return ("method", function.__func__.__qualname__, self.describe(function.__self__, depth - 1))
+        cells = [cell.cell_contents for cell in function.__closure__ or ()]
+        return ("function", function.__module__, function.__qualname__, self.describe(cells, depth - 1),
+                self.describe(function.__defaults__, depth - 1))
+
+
+@functools.lru_cache(maxsize=1)
+def source_digest() -> str:
+    """A hash of the degrader package's Python source: any change of the code the step runs is another step."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _attention_functions(model: nn.Module, describer: Describer) -> list:
+    """The attention and mask functions registered under the model's implementation names (process-wide)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
+
+    names = {config._attn_implementation for config in (model.config, model.config.get_text_config(decoder=True))}
+    return [(name, describer.describe(AttentionInterface._global_mapping.get(name), 1),
+             describer.describe(AttentionMaskInterface._global_mapping.get(name), 1))
+            for name in sorted(map(str, names))]
+
+
+def _class_name(value: Any) -> str:
+    return f"{type(value).__module__}.{type(value).__qualname__}"
