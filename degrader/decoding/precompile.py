@@ -16,8 +16,9 @@ compile-cache key (torch, transformers, Triton, CUDA, GPU, Python, model: compil
 source counts by its version only.
 
 Anything that fails here falls back, with a warning: a file that does not load, or fails on its first call,
-is compiled again and replaced; a step that cannot be precompiled (a graph break) compiles as before, with
-the plain `torch.compile`, unsaved. Out of memory is raised, for the worker to halve its batch.
+is compiled again and replaced; a step that cannot be precompiled (a graph break), or whose fingerprint
+cannot be taken, compiles as before, with the plain `torch.compile`, unsaved. A step is saved once it has run.
+Out of memory is raised, for the worker to halve its batch.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ class PrecompiledStep:
     def __call__(self, *args):
         if self.compiled is not None:
             return self.compiled(*args)
-        path = self.folder / f"{step_fingerprint(args, self.mode)}.step"
-        self.compiled = self._load(path)
+        path = self._path(args)
+        self.compiled = self._load(path) if path is not None else None
         if self.compiled is not None:
             try:
                 return self.compiled(*args)
@@ -70,8 +71,22 @@ class PrecompiledStep:
                 logger.warning("the precompiled decode step %s failed on its first call (%s: %s); compiling it "
                                "again", path.name, type(error).__name__, error)
                 self.loaded = False
-        self.compiled = self._compile(args, path)
-        return self.compiled(*args)
+        self.compiled, precompiled = self._compile(args, path is not None)
+        result = self.compiled(*args)
+        if precompiled:  # saved once it has run
+            save_step(self.compiled, path)
+        return result
+
+    def _path(self, args: tuple) -> Path | None:
+        """The step's file, or None (with a warning) when its fingerprint cannot be taken: compiled, not saved."""
+        try:
+            path = self.folder / f"{step_fingerprint(args, self.mode)}.step"
+            path.is_file()  # a folder that cannot be read fails here, not later
+            return path
+        except Exception as error:  # noqa: BLE001 (an object the fingerprint cannot read, an unreadable folder)
+            logger.warning("no fingerprint for the decode step (%s: %s); it compiles without being saved",
+                           type(error).__name__, error)
+            return None
 
     def _load(self, path: Path) -> Callable | None:
         if not path.is_file():
@@ -83,29 +98,30 @@ class PrecompiledStep:
             logger.info("decode step loaded from %s in %.1fs (no tracing)", path.name, time.perf_counter() - started)
         return compiled
 
-    def _compile(self, args: tuple, path: Path) -> Callable:
-        """Trace and compile the step, and save it to `path`; the plain torch.compile where that fails."""
-        try:
-            compiled = self._precompile(args)
-        except torch.OutOfMemoryError:  # the worker halves its batch and tries again
-            raise
-        except Exception as error:  # noqa: BLE001 (dynamo raises many kinds; all mean "compile as before")
-            logger.warning("the decode step could not be precompiled (%s: %s); it compiles without being saved",
-                           type(error).__name__, str(error).splitlines()[0] if str(error) else "")
-            return torch.compile(self.step, mode=self.mode, dynamic=False)
-        save_step(compiled, path)
-        return compiled
+    def _compile(self, args: tuple, precompile: bool) -> tuple[Callable, bool]:
+        """The step traced and compiled for saving (True), or the plain torch.compile (False) where that fails or
+        `precompile` is False."""
+        if precompile:
+            try:
+                return self._precompile(args), True
+            except torch.OutOfMemoryError:  # the worker halves its batch and tries again
+                raise
+            except Exception as error:  # noqa: BLE001 (dynamo raises many kinds; all mean "compile as before")
+                logger.warning("the decode step could not be precompiled (%s: %s); it compiles without being saved",
+                               type(error).__name__, str(error).splitlines()[0] if str(error) else "")
+        return torch.compile(self.step, mode=self.mode, dynamic=False), False
 
     def _precompile(self, args: tuple) -> Callable:
         # the options of `mode` (a mode and options cannot both be given), and no guards: the fingerprint is the guard
         options = {**mode_options(self.mode), "guard_filter_fn": torch.compiler.skip_all_guards_unsafe}
         with torch._dynamo.config.patch(enable_aot_compile=True):  # off by default in torch 2.11
             compiled = torch.compile(self.step, fullgraph=True, dynamic=False, options=options)
-        compiled = _unguarded(compiled.aot_compile((args, {})))
-        # the trace leaves reference cycles that reach the decoder: collected now, an evicted decoder's KV cache
-        # goes by reference counting, before the next variant sizes its batches by free memory
-        gc.collect()
-        return compiled
+        try:
+            return _unguarded(compiled.aot_compile((args, {})))
+        finally:
+            # the trace leaves reference cycles that reach the decoder: collected now (also after a failed trace),
+            # an evicted decoder's KV cache goes by reference counting, before free memory sizes the next batches
+            gc.collect()
 
 
 def load_step(path: Path, mode: str) -> Callable | None:
@@ -185,8 +201,12 @@ class Describer:
             return self._tensor(value)
         if isinstance(value, SIMPLE):
             return value
-        if isinstance(value, (torch.dtype, torch.device, enum.Enum, types.BuiltinFunctionType)):
+        if isinstance(value, (torch.dtype, torch.device, enum.Enum)):
             return repr(value)
+        if isinstance(value, types.BuiltinFunctionType):  # its repr may hold an address: its name and owner instead
+            owner = getattr(value, "__self__", None)
+            return ("builtin", getattr(value, "__module__", None), value.__qualname__,
+                    None if owner is None or isinstance(owner, types.ModuleType) else _class_name(owner))
         if isinstance(value, nn.Module) or depth == 0:  # modules are described once each, by named_modules
             return _class_name(value)
         if isinstance(value, (list, tuple)):
@@ -209,8 +229,9 @@ class Describer:
         """A module's own attributes, parameters and buffers, and its hooks in order (not their handle ids, which
         differ between processes); its children are described on their own."""
         described = {name: self.describe(value) for name, value in vars(module).items()
-                     if name not in ("_modules", *HOOK_DICTS, *UNTRACED)
-                     and not name.endswith(("_with_kwargs", "_always_called"))}
+                     if name not in ("_modules", *UNTRACED) and "hooks" not in name}
+        for name in (n for n, value in vars(module).items() if n.endswith("hooks") and isinstance(value, dict)):
+            described[name] = [self.describe(hook) for hook in vars(module)[name].values()]  # keyed by handle ids
         for name in HOOK_DICTS:
             hooks = getattr(module, name)
             flags = getattr(module, f"{name}_with_kwargs", {}), getattr(module, "_forward_hooks_always_called", {})
@@ -223,9 +244,10 @@ class Describer:
         except (RuntimeError, NotImplementedError):  # a tensor without storage (a subclass, a fake tensor)
             address = -id(tensor)
         storage = self.storages.setdefault(address, len(self.storages))
+        # not its static-address mark: dynamo marks every parameter it traces, so a process that has compiled one
+        # step would name its next ones differently from a process that loaded them
         return ("tensor", _class_name(tensor), tuple(tensor.shape), tensor.stride(), tensor.storage_offset(),
-                str(tensor.dtype), str(tensor.device), tensor.requires_grad, tensor.is_inference(),
-                repr(getattr(tensor, "_dynamo_static_input_type", None)), storage)
+                str(tensor.dtype), str(tensor.device), tensor.requires_grad, tensor.is_inference(), storage)
 
     def _function(self, function, depth: int) -> tuple:
         if isinstance(function, functools.partial):

@@ -12,6 +12,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import torch
 
 from degrader.decoding.edits import prepare_for_decoding
@@ -26,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[3]
 UNITS = [Unit(0.5, r, (0, 1, 2)) for r in range(2)]
 
 # A child process: the worker as an actor runs it (compiled static decoding, the keyed cache folder and its
-# steps), one warm-up and one batch of two units, then evicts the decoder; prints whether the step was loaded,
-# the step files, the records, and whether the decoder and its KV cache were freed at once.
+# steps), one warm-up and one batch of two units, then evicts the decoder, then warms up another group (a step
+# compiled after a first one has been traced); prints whether each step was loaded, the step files, the records,
+# and whether the first decoder and its KV cache were freed at once.
 WORKER_SCRIPT = """
 import gc, json, sys, weakref
 from pathlib import Path
@@ -53,6 +55,9 @@ gc.disable()  # an evicted decoder and its KV cache must go by reference countin
 worker.decoders.clear()
 freed = [ref() is None for ref in held]
 gc.enable()
+worker.prepare(worker.config.replace(param_group_name="mlp_only"))  # another group: another step
+worker.warm_up(2)
+loaded = [loaded, next(iter(worker.decoders.decoders.values()))._step_impl.loaded]
 print(json.dumps({"loaded": loaded, "files": sorted(p.name for p in (folder / "steps").iterdir()),
                   "records": [stable(r) for r in records], "freed": freed}))
 """
@@ -69,8 +74,11 @@ def run_worker_in_child(folder: Path) -> dict:
 def test_a_saved_step_loads_in_the_next_process_and_decodes_the_records_of_eager_decoding(tmp_path):
     first = run_worker_in_child(tmp_path)  # traces, compiles, saves
     second = run_worker_in_child(tmp_path)  # loads: no tracing
-    assert not first["loaded"] and len(first["files"]) == 1 and first["files"][0].endswith(".step")
-    assert second["loaded"] and second["files"] == first["files"]  # the same fingerprint in another process
+    assert first["loaded"] == [False, False] and len(first["files"]) == 2
+    assert all(name.endswith(".step") for name in first["files"])
+    # the same fingerprints in another process, the second group's too (traced after the first group's step
+    # in the first process, loaded without any trace in the second)
+    assert second["loaded"] == [True, True] and second["files"] == first["files"]
     assert first["freed"] == second["freed"] == [True, True]  # compiled or loaded, no cycle keeps the KV cache
     eager = ModelWorker(small_config("units_per_batch=2"), torch.device("cpu"), "eager", static=True,
                         compile_mode=None)
@@ -120,6 +128,55 @@ def test_the_fingerprint_changes_with_what_the_trace_reads_and_comes_back_when_i
         edits.undo()
     assert len({base, edited, paused}) == 3
     assert fingerprint(model) == base
+
+
+def test_the_fingerprint_reads_settings_flags_and_aliasing_but_not_dynamos_own_marks(embedded):
+    model = embedded.model
+    args = step_arguments(StaticDecoder(model, 4, 20, SamplingParams(max_new_tokens=8)))
+    base = step_fingerprint(args, "reduce-overhead")
+    aliased = step_fingerprint((*args[:2], args[1], *args[3:]), "reduce-overhead")  # the same tensor twice
+    with torch.no_grad():
+        without_grad = step_fingerprint(args, "reduce-overhead")
+    weight = model.lm_head.weight
+    weight.requires_grad_(not weight.requires_grad)
+    try:
+        flipped = step_fingerprint(args, "reduce-overhead")
+    finally:
+        weight.requires_grad_(not weight.requires_grad)
+    assert len({base, aliased, without_grad, flipped}) == 4
+    # dynamo marks every parameter it traces: a process that compiled a step must name the next ones as a
+    # process that loaded it does
+    parameters = list(model.parameters())
+    marks = [getattr(parameter, "_dynamo_static_input_type", None) for parameter in parameters]
+    try:
+        for parameter in parameters:
+            torch._dynamo.mark_static_address(parameter)
+        assert step_fingerprint(args, "reduce-overhead") == base
+    finally:  # as the session's earlier tests left them
+        for parameter, mark in zip(parameters, marks, strict=True):
+            if mark is None:
+                del parameter._dynamo_static_input_type
+            else:
+                parameter._dynamo_static_input_type = mark
+
+
+def test_out_of_memory_is_raised_for_the_worker_to_halve_its_batch(embedded, tmp_path, monkeypatch):
+    from degrader.decoding import precompile
+
+    args = step_arguments(StaticDecoder(embedded.model, 2, 20, SamplingParams(max_new_tokens=8)))
+
+    def out_of_memory(*_):
+        raise torch.OutOfMemoryError("no room")
+
+    monkeypatch.setattr(PrecompiledStep, "_precompile", out_of_memory)  # while compiling
+    with pytest.raises(torch.OutOfMemoryError):
+        PrecompiledStep(plus_one, "default", tmp_path)(*args)
+    (tmp_path / f"{step_fingerprint(args, 'default')}.step").write_bytes(b"")
+    monkeypatch.setattr(precompile, "load_step", lambda *_: out_of_memory)  # a loaded step's first call
+    step = PrecompiledStep(plus_one, "default", tmp_path)
+    with pytest.raises(torch.OutOfMemoryError):
+        step(*args)
+    assert step.loaded
 
 
 def test_a_step_is_precompiled_only_with_a_folder_and_a_cache_that_never_slides(embedded, tmp_path):
