@@ -25,6 +25,11 @@ def atomic_write(path: Path, write: Callable[[TextIO], object]) -> None:
     fsync_directory(path.parent)
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """`atomic_write` of a binary payload (compile bundles, precompiled steps)."""
+    atomic_write(path, lambda handle: handle.buffer.write(data))
+
+
 def fsync_directory(folder: Path) -> None:
     """fsync a folder, so that a rename or a new file in it survives a crash."""
     directory = os.open(folder, os.O_RDONLY)

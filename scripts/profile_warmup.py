@@ -94,8 +94,8 @@ def main() -> None:
         """One timed warm-up, and whether it decoded its batch (False: the decoder in place serves it)."""
         ran = []
         timed = phase(device, lambda: (worker.fit_stacks(n_units), ran.append(worker.warm_up(n_units))))
-        steps = [decoder._step_impl for decoder in worker.decoders.decoders.values()]
-        return {**timed, "batch_ran": ran[0], "step_loaded": any(getattr(step, "loaded", False) for step in steps)}
+        loaded = any(decoder.step_loaded for decoder in worker.decoders.decoders.values())
+        return {**timed, "batch_ran": ran[0], "step_loaded": loaded}
 
     for n_units in args.units:
         report[f"warm_up {args.group} {n_units} units"] = warm_up(n_units)

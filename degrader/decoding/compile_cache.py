@@ -161,13 +161,12 @@ def save_artifacts(path: Path | str) -> bool:
 
     The bundle holds the same entries as the on-disk caches (plus dynamo's profiles) in one portable file,
     for a node that does not share the cache folder."""
-    from degrader.files import atomic_write
+    from degrader.files import atomic_write_bytes
 
     artifacts = torch.compiler.save_cache_artifacts()
     if artifacts is None:
         return False
-    # atomic_write hands a text handle; the bundle is bytes, so it goes to the handle's binary buffer
-    atomic_write(Path(path), lambda handle: handle.buffer.write(artifacts[0]))
+    atomic_write_bytes(Path(path), artifacts[0])
     return True
 
 

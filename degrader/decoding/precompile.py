@@ -36,7 +36,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from degrader.files import atomic_write
+from degrader.files import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 DESCRIBE_DEPTH = 4  # how deep `describe` follows objects, lists and closures (a hook -> its product -> a tensor)
@@ -143,7 +143,7 @@ def save_step(compiled, path: Path) -> None:
     try:
         data = type(compiled).serialize(compiled).serialized_data  # what save_compiled_function writes
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda handle: handle.buffer.write(data))  # a binary payload through the text handle
+        atomic_write_bytes(path, data)
     except Exception as error:  # noqa: BLE001 (a full disk must not stop the run: the step is compiled already)
         logger.warning("could not save the precompiled decode step to %s (%s: %s)", path, type(error).__name__, error)
 

@@ -77,6 +77,11 @@ class StaticDecoder:
         else:
             self._step_impl = torch.compile(step, mode=mode, dynamic=False)
 
+    @property
+    def step_loaded(self) -> bool:
+        """Whether the compiled step was loaded from a precompiled file (no tracing, no compile)."""
+        return isinstance(self._step_impl, PrecompiledStep) and self._step_impl.loaded
+
     def step_fn(self, token, positions, cache_position, mask, row_seeds, step):
         """One decode step: the compiled step, or `_step` itself where the decoder is not compiled."""
         return self._step_impl(self, token, positions, cache_position, mask, row_seeds, step)

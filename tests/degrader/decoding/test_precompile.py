@@ -48,7 +48,7 @@ worker.warm_up(2)
 records = []
 worker.run_units([Unit(0.5, r, (0, 1, 2)) for r in range(2)], records.extend)
 decoder = next(iter(worker.decoders.decoders.values()))
-loaded = decoder._step_impl.loaded
+loaded = decoder.step_loaded
 held = [weakref.ref(decoder), weakref.ref(decoder.cache.layers[0].keys)]
 del decoder
 gc.disable()  # an evicted decoder and its KV cache must go by reference counting alone
@@ -57,7 +57,7 @@ freed = [ref() is None for ref in held]
 gc.enable()
 worker.prepare(worker.config.replace(param_group_name="mlp_only"))  # another group: another step
 worker.warm_up(2)
-loaded = [loaded, next(iter(worker.decoders.decoders.values()))._step_impl.loaded]
+loaded = [loaded, next(iter(worker.decoders.decoders.values())).step_loaded]
 print(json.dumps({"loaded": loaded, "files": sorted(p.name for p in (folder / "steps").iterdir()),
                   "records": [stable(r) for r in records], "freed": freed}))
 """
