@@ -22,11 +22,10 @@ from actors.progress import Progress, VariantTimings
 from actors.writer import ResultWriter
 from configs.experiments import ExperimentConfig
 from degrader.run.options import LaunchOptions
-from degrader.run.plan import Unit, missing_units, output_path, total_records, total_units
+from degrader.run.plan import Unit, group_batch_sizes, missing_units, output_path, total_records, total_units
 from degrader.run.store import StoreWriteError, closed_cleanly
 
-__all__ = ["batch_sizes", "group_batch_sizes", "group_key", "local_pin", "peers", "run_experiment", "run_order",
-           "run_sweep", "take_batch"]
+__all__ = ["compile_ahead", "group_key", "local_pin", "peers", "run_experiment", "run_order", "run_sweep", "take_batch"]
 logger = logging.getLogger(__name__)
 MAX_UNIT_FAILURES = 3
 SINK_NAME = "LogSink"  # ModelActors look the run's log sink up by this name (a handle would go into the object store)
@@ -55,11 +54,12 @@ def run_sweep(configs: list[ExperimentConfig], options: LaunchOptions, missing: 
         first = next((i for i in order if missing[i]), None) if missing is not None else None
         if first is not None:
             fleet.launch(configs[first])
+        ahead = compile_ahead(configs, order, missing, options.n_actors - 1)
         summaries = {}
         for i in order:
             path = output_path(configs[i], options.results_dir)
             if _must_open(path, missing[i] if missing is not None else None):
-                summaries[i] = _run_variant(configs[i], options, fleet, started, peers(configs, i))
+                summaries[i] = _run_variant(configs[i], options, fleet, started, peers(configs, i), ahead.get(i, []))
             else:
                 summaries[i] = _counted_done(path, total_records(configs[i]))
         return [summaries[i] for i in range(len(configs))]
@@ -83,6 +83,29 @@ def peers(configs: list[ExperimentConfig], index: int) -> list[ExperimentConfig]
     return [other for i, other in enumerate(configs) if i != index and group_key(other) == key]
 
 
+def compile_ahead(configs: list[ExperimentConfig], order: list[int], missing: list[int] | None,
+                  helpers: int) -> dict[int, list[tuple[ExperimentConfig, list[int]]]]:
+    """The later groups whose decode steps the actors but the first compile while a group's first variant warms
+    up: the next groups (their first variant with work) in run order, one per helper, each handed out once.
+
+    Each new group's step would otherwise be compiled by every actor at once when the group starts (40-55 s
+    cold on an H200); this way one actor compiles it early, the others load it (docs/design.md, "Groups
+    compiled ahead"). Each comes with the units of its group's variants (its own first), which size its batches.
+    With `missing` (records per config), groups without work are left out."""
+    firsts, seen = [], set()
+    for i in order:
+        if (missing is None or missing[i]) and group_key(configs[i]) not in seen:
+            seen.add(group_key(configs[i]))
+            firsts.append(i)
+    plan, handed = {}, 1
+    for position, i in enumerate(firsts):
+        handed = max(handed, position + 1)
+        plan[i] = [(configs[j], [total_units(configs[j]), *map(total_units, peers(configs, j))])
+                   for j in firsts[handed:handed + max(0, helpers)]]
+        handed += len(plan[i])
+    return plan
+
+
 def group_key(config: ExperimentConfig) -> tuple[str, str]:
     """The group a variant runs in: its task and parameter group (an actor keeps its stacks within one)."""
     return config.config_name, config.param_group_name
@@ -104,7 +127,7 @@ def _counted_done(path: Path, records: int) -> dict:
 
 
 def _run_variant(config: ExperimentConfig, options: LaunchOptions, fleet: ActorFleet, started: float,
-                 peers: list[ExperimentConfig] = ()) -> dict:
+                 peers: list[ExperimentConfig] = (), ahead: list[tuple[ExperimentConfig, list[int]]] = ()) -> dict:
     """Open the variant's output with its own ResultWriter, run what is missing, close the output."""
     path = output_path(config, options.results_dir)
     writer = ResultWriter.options(name=f"ResultWriter:{path.stem.removeprefix('outputs_')}",
@@ -119,7 +142,7 @@ def _run_variant(config: ExperimentConfig, options: LaunchOptions, fleet: ActorF
             logger.warning("%d records repeat the key of another record of %s with different content: kept aside "
                            "in %s (not in the output)", opened["conflicts"], path, opened["conflicts_path"])
         try:
-            summary = _run(config, options, path, writer, fleet, timings, peers)
+            summary = _run(config, options, path, writer, fleet, timings, peers, ahead)
         finally:
             logger.info("output %s holds %d records", path, ray.get(writer.close.remote()))
         logger.info("timings %s", timings.line())
@@ -129,7 +152,8 @@ def _run_variant(config: ExperimentConfig, options: LaunchOptions, fleet: ActorF
 
 
 def _run(config: ExperimentConfig, options: LaunchOptions, path: Path, writer, fleet: ActorFleet,
-         timings: VariantTimings, peers: list[ExperimentConfig] = ()) -> dict:
+         timings: VariantTimings, peers: list[ExperimentConfig] = (),
+         ahead: list[tuple[ExperimentConfig, list[int]]] = ()) -> dict:
     """Run the missing units of one variant on the fleet (started here for the first variant with work)."""
     units = missing_units(config, ray.get(writer.done_keys.remote()))
     total = total_records(config)
@@ -146,24 +170,44 @@ def _run(config: ExperimentConfig, options: LaunchOptions, path: Path, writer, f
         timings.ray_start_s, timings.load_s = options.ray_start_s, fleet.load_s
     # whole variants, so that a resumed variant takes the size its group compiled for
     group = [total_units(config), *(total_units(p) for p in peers)]
-    sizes = dict(zip(fleet.actors, group_batch_sizes(len(units), most, group), strict=True))
-    timings.warm_up_s = fleet.warm_up(sizes)
+    sizes = dict(zip(fleet.actors, _group_sizes(fleet, config, group_batch_sizes(len(units), most, group), most),
+                     strict=True))
+    fleet.warm_up(sizes, _helpers(fleet, ahead))
     timings.initial_records = ray.get(writer.count.remote())
     progress = Progress(total, done)
     try:
         ran = Scheduler(config, fleet, writer, progress, sizes, timings).run(deque(units))
     finally:
         progress.close()
+    timings.warm_up_s, timings.ahead_s = fleet.warm_up_s, fleet.ahead_s
     return {"output": str(path), "records": total, "ran_units": ran}
 
 
-def group_batch_sizes(n_units: int, most: list[int], peer_units: list[int]) -> list[int]:
-    """Units per batch for each actor, the same for every variant of a task and group: the largest of what each
-    variant alone would take (`batch_sizes`), so that the decoder compiled for the first serves them all.
+def _group_sizes(fleet: ActorFleet, config: ExperimentConfig, sizes: list[int], most: list[int]) -> list[int]:
+    """One units-per-batch for every actor and every variant of a group, for actors that share their compiled steps:
+    the group's first variant's (or that of its step compiled ahead), while it fits, else the smallest of `sizes`.
 
-    A variant with fewer units pads its batches (blocks that repeat a unit, dropped), which costs less than
-    compiling again: 150, 170 and 90 units on 4 actors of at most 17 take 15 per batch each, not 13, 15, 12."""
-    return [max(sizes) for sizes in zip(*(batch_sizes(n, most) for n in [n_units, *peer_units]), strict=True)]
+    The same size everywhere means one decode step per group, compiled once (or ahead) and loaded by every actor,
+    and the same kernels for a unit on whichever actor runs it. The variants of a group size their memory a little
+    differently (47 and 46 units on two H200s for `ablation_attn`, 46 and 46 for `gauss_attn`): sized anew, a
+    later variant compiled a step of its own (46.7 s, cold)."""
+    if not fleet.compiles:  # no step shared between actors: each its own size, each variant its own
+        return sizes
+    kept = fleet.group_sizes.get(group_key(config))
+    if kept is None or any(size > limit for size, limit in zip(kept, most, strict=False)) or len(kept) != len(most):
+        kept = [min(sizes)] * len(sizes)
+    fleet.group_sizes[group_key(config)] = kept
+    return kept
+
+
+def _helpers(fleet: ActorFleet, ahead: list[tuple[ExperimentConfig, list[int]]]) -> dict:
+    """Which actor compiles which later group's step before warming up: the actors but the first, one group each
+    (`compile_ahead`), when the actors compile their steps into a folder they share."""
+    if not fleet.compiles:
+        return {}
+    idle = [actor for actor in fleet.actors[1:] if actor in fleet.idle]  # not one still compiling ahead
+    helpers = zip(idle, ahead, strict=False)  # more groups than helpers: the rest compile in their turn
+    return {actor: [(config, units, len(fleet.actors))] for actor, (config, units) in helpers}
 
 
 def take_batch(queue: deque[Unit], size: int) -> list[Unit]:
@@ -173,18 +217,6 @@ def take_batch(queue: deque[Unit], size: int) -> list[Unit]:
     for unit in chosen:
         queue.remove(unit)
     return [first, *chosen]
-
-
-def batch_sizes(n_units: int, most: list[int]) -> list[int]:
-    """Units per batch for each actor, so that all finish in the same number of rounds.
-
-    With at most `most[a]` units per batch, the queue takes rounds = ceil(n / sum(most)); each actor's
-    batch shrinks to its share of that: 50 units on 2 actors of at most 10 are 3 rounds of 9 each, not
-    3 rounds for one actor and 2 for the other. Each actor warms up for its size, so its stacks and
-    compiled decoder hold exactly that many (fewer rows: a faster step).
-    """
-    rounds = -(-n_units // sum(most))
-    return [max(1, min(m, -(-m * n_units // (rounds * sum(most))))) for m in most]
 
 
 class Scheduler:
@@ -206,7 +238,7 @@ class Scheduler:
     def run(self, queue: deque[Unit]) -> int:
         """Run every unit of `queue`; returns how many units completed."""
         completed = 0
-        while queue or self.fleet.busy:
+        while queue or self.fleet.busy:  # an actor still warming up (compiling ahead) joins the next variant
             while self.fleet.idle and queue:
                 actor = self.fleet.idle[-1]
                 self.fleet.submit(actor, take_batch(queue, self.sizes[actor]))

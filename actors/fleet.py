@@ -1,7 +1,8 @@
 """ActorFleet: the run's ModelActors as idle / busy / restarting sets, like `ray.util.ActorPool`.
 
-The fleet starts and loads the actors, switches them to a variant, hands a batch of units to an idle
-actor and takes results back as they finish (`ray.wait`). An actor that died is pinged until Ray has
+The fleet starts and loads the actors, switches them to a variant, warms them up (an actor is idle once its
+own warm-up is done, so the first ready ones start generating), hands a batch of units to an idle actor and
+takes results back as they finish (`ray.wait`). An actor that died is pinged until Ray has
 restarted it (its __init__ ran again), then given the current variant again before it is idle; one
 that Ray cannot restart is dropped. Every call's result is checked, none is fire-and-forget.
 """
@@ -82,6 +83,10 @@ class ActorFleet:
         self.busy: dict = {}  # run_units ref -> (actor, units)
         self.pings: dict = {}  # pid ref -> an actor that died, until Ray has restarted it
         self.switches: dict = {}  # set_variant ref -> a restarted actor, until it holds the current variant
+        self.warming: dict = {}  # warm_up ref -> (actor, units per batch, variant), until its warm-up is done
+        self.warm_ups: list[dict] = []  # what the finished warm-ups of the current variant report (ModelActor)
+        self.compiles = False  # whether the actors compile decode steps into a shared folder (load's description)
+        self.group_sizes: dict = {}  # (task, parameter group) -> units per batch of each actor (driver._group_sizes)
         self.variant: Variant | None = None
         self.loads: list = []  # load refs of actors launched and not yet started (launch, then start)
         self.launched: ExperimentConfig | None = None  # the variant the actors were launched with
@@ -119,41 +124,59 @@ class ActorFleet:
             logger.info("%s ready (pid %s): %s, %s, units per batch: %d", description["actor"], description["pid"],
                         description["architecture"], description["dtype"], description["units_per_batch"])
         self.variant, self.idle = Variant(config, writer), list(self.actors)
+        self.compiles = all(description.get("compiles") for description in descriptions)
         if config is self.launched:
             return ray.get([actor.set_writer.remote(writer) for actor in self.actors])
         return ray.get([actor.set_variant.remote(config, writer) for actor in self.actors])
 
     def switch(self, config: ExperimentConfig, writer) -> list[int]:
-        """Switch every idle actor to another variant of the loaded model; returns their units per batch."""
+        """Switch every actor to another variant of the loaded model; returns their units per batch.
+
+        An actor still warming up (compiling a later group's step ahead, past the end of the last variant's units)
+        is switched once that is done, like a restarted actor, without holding the others back; its units per
+        batch are taken to be the smallest of the others'."""
         if not self.actors or self.busy:
             raise ValueError("switch() needs a started fleet with no batch in flight: call start() first, "
                              "and take every result of the last variant")
         while self.pings or self.switches:  # an actor that died on the last variant's last batch
             self.next_result(timeout=None)
         self.variant = Variant(config, writer)
-        return ray.get([actor.set_variant.remote(config, writer) for actor in self.actors])
+        refs = {actor: actor.set_variant.remote(config, writer) for actor in self.actors}
+        warming = {actor for actor, _, _ in self.warming.values()}
+        ready = [actor for actor in self.actors if actor not in warming] or list(self.actors)
+        most = dict(zip(ready, ray.get([refs[actor] for actor in ready]), strict=True))
+        for actor in self.actors:
+            if actor not in most:
+                self.switches[refs[actor]] = actor  # idle once switched (_settle_restart)
+        return [most.get(actor, min(most.values())) for actor in self.actors]
 
-    def warm_up(self, sizes: dict) -> float:
-        """Every actor sizes its batches and compiles its decode step at once; returns the slowest one's seconds.
+    def warm_up(self, sizes: dict, ahead: dict | None = None) -> None:
+        """Every idle actor sizes its batches for `sizes[actor]` units and compiles its decode step, after the steps
+        of later groups for `ahead[actor]` (ModelActor.warm_up). Returns at once: an actor is idle when its warm-up
+        is done (`next_result`), and `warm_ups` collects what each reports. An actor not idle (restarting, or still
+        switching) compiles on its first batch.
 
-        A warm-up only saves time: one that fails is logged, and the actor compiles on its first batch
-        instead. An actor that died meanwhile is pinged and given the variant again before its first batch.
+        A warm-up only saves time: one that fails is logged, and the actor compiles on its first batch instead.
+        An actor that died meanwhile is pinged and given the variant again before its first batch.
         """
-        refs = {actor.warm_up.remote(size): (actor, size) for actor, size in sizes.items()}
-        slowest = 0.0
-        while refs:
-            ready, _ = ray.wait(list(refs), num_returns=1)
-            actor, size = refs.pop(ready[0])
-            try:
-                seconds = ray.get(ready[0])
-            except ray.exceptions.RayError as error:
-                logger.warning("warm-up failed (%s)", first_line(error))
-                if isinstance(error, ray.exceptions.RayActorError):
-                    self._restart(actor)
+        if self.busy:
+            raise ValueError("warm_up() needs no batch in flight: take every result of the last variant first")
+        self.warm_ups = []
+        for actor, size in sizes.items():
+            if actor not in self.idle:
                 continue
-            logger.info("warm-up for %d units per batch: %.1fs", size, seconds)
-            slowest = max(slowest, seconds)
-        return slowest
+            self.idle.remove(actor)
+            self.warming[actor.warm_up.remote(size, (ahead or {}).get(actor, []))] = (actor, size, self.variant)
+
+    @property
+    def warm_up_s(self) -> float:
+        """The slowest finished warm-up of the current variant, not counting the steps compiled ahead."""
+        return max((report["seconds"] for report in self.warm_ups), default=0.0)
+
+    @property
+    def ahead_s(self) -> float:
+        """The longest time an actor spent compiling the steps of later groups before warming up this variant."""
+        return max((report["ahead_s"] for report in self.warm_ups), default=0.0)
 
     def submit(self, actor, units: list[Unit]) -> None:
         """Hand a batch of units to an idle actor; the call is named after them in the dashboard."""
@@ -167,12 +190,21 @@ class ActorFleet:
         """The calls in flight to actors that died: pings, then their switch to the current variant."""
         return {**self.pings, **self.switches}
 
+    @property
+    def pending(self) -> bool:
+        """Whether a batch, a warm-up or a restart is in flight."""
+        return bool(self.busy or self.warming or self.restarting)
+
     def next_result(self, timeout: float | None) -> BatchResult | None:
-        """The next batch to finish within `timeout` seconds (None if none did); pings and switches are handled here."""
-        if not self.busy and not self.restarting:
-            raise ValueError("next_result() needs a batch in flight or an actor restarting")
-        ready, _ = ray.wait([*self.busy, *self.pings, *self.switches], num_returns=1, timeout=timeout)
+        """The next batch to finish within `timeout` seconds (None if none did); warm-ups, pings and switches are
+        handled here."""
+        if not self.pending:
+            raise ValueError("next_result() needs a batch or a warm-up in flight, or an actor restarting")
+        ready, _ = ray.wait([*self.busy, *self.warming, *self.pings, *self.switches], num_returns=1, timeout=timeout)
         if not ready:
+            return None
+        if ready[0] in self.warming:
+            self._settle_warm_up(ready[0])
             return None
         if ready[0] in self.restarting:
             self._settle_restart(ready[0])
@@ -184,18 +216,51 @@ class ActorFleet:
         try:
             reports = ray.get(ref)
         except ray.exceptions.RayTaskError as error:  # the units raised (e.g. out of memory at batch 1)
-            self.idle.append(actor)
+            self._make_idle(actor)
             return BatchResult(units, Outcome.FAILED, error=error)
         except ray.exceptions.RayActorError as error:
             self._restart(actor)
             return BatchResult(units, Outcome.ACTOR_DIED, error=error)
-        self.idle.append(actor)
+        self._make_idle(actor)
         return BatchResult(units, Outcome.FINISHED, reports=reports)
 
+    def _settle_warm_up(self, ref) -> None:
+        """A warm-up answered: the actor is idle (restarting, if it died; still switching, if the fleet moved on to
+        another variant meanwhile); a failed warm-up is only logged."""
+        actor, size, variant = self.warming.pop(ref)
+        try:
+            report = ray.get(ref)
+        except ray.exceptions.RayError as error:
+            logger.warning("warm-up failed (%s); the actor compiles on its first batch", first_line(error))
+            if isinstance(error, ray.exceptions.RayActorError):
+                return self._restart(actor)
+            return self._make_idle(actor)
+        ahead = f" (after compiling ahead {', '.join(report['ahead'])}: {report['ahead_s']:.1f}s)" if report[
+            "ahead"] else ""
+        if report["warmed"]:
+            logger.info("warm-up for %d units per batch: %.1fs%s", size, report["seconds"], ahead)
+        elif ahead:  # the actor logs a skipped warm-up itself
+            logger.info("warm-up for %d units per batch skipped%s", size, ahead)
+        for key, units in report["ahead_sizes"]:  # the group's batches are sized as its step was compiled
+            self.group_sizes.setdefault(tuple(key), [units] * len(self.actors))
+        if variant is self.variant:
+            self.warm_ups.append(report)
+        return self._make_idle(actor)
+
+    def _make_idle(self, actor) -> None:
+        """Put `actor` in the idle list, once, when none of its calls is in flight (a batch, a warm-up, a ping, a
+        switch): an actor switched while it warmed up answers twice, in either order."""
+        in_flight = [entry[0] for entry in (*self.busy.values(), *self.warming.values())]
+        if actor in self.idle or actor in in_flight or actor in (*self.pings.values(), *self.switches.values()):
+            return
+        self.idle.append(actor)
+
     def _restart(self, actor) -> None:
-        """Ping `actor` until Ray has restarted it."""
-        if actor in self.idle:
+        """Ping `actor` until Ray has restarted it (once: each of its calls in flight fails when it dies)."""
+        while actor in self.idle:
             self.idle.remove(actor)
+        if actor in self.pings.values() or actor not in self.actors:
+            return
         self.pings[actor.pid.remote()] = actor
 
     def _settle_restart(self, ref) -> None:
@@ -211,7 +276,7 @@ class ActorFleet:
         except ray.exceptions.RayActorError:  # still restarting, or died again
             return self._restart(actor)
         if not is_ping:
-            self.idle.append(actor)
+            self._make_idle(actor)
             return None
         # a restarted actor starts from its constructor's arguments: give it this variant again
         self.switches[actor.set_variant.remote(self.variant.config, self.variant.writer)] = actor
@@ -220,9 +285,19 @@ class ActorFleet:
     def _drop(self, actor, error: Exception) -> None:
         """Stop and forget an actor that cannot run the variant; RuntimeError when none is left.
 
-        Killed without restart, so that its GPU and its name are free even while Ray would still restart it."""
+        Killed without restart, so that its GPU and its name are free even while Ray would still restart it. Its
+        other pings, switches and warm-ups are forgotten (each would fail again)."""
+        if actor not in self.actors:
+            return
         ray.kill(actor, no_restart=True)
         self.actors.remove(actor)
+        while actor in self.idle:
+            self.idle.remove(actor)
+        for calls in (self.pings, self.switches):
+            for ref in [ref for ref, other in calls.items() if other == actor]:
+                del calls[ref]
+        for ref in [ref for ref, entry in self.warming.items() if entry[0] == actor]:
+            del self.warming[ref]
         logger.error("an actor is gone for good (%s); %d actors left", error, len(self.actors))
         if not self.actors:
             raise RuntimeError("every ModelActor died and none could be restarted") from error
@@ -232,3 +307,4 @@ class ActorFleet:
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
         self.actors, self.idle, self.busy, self.pings, self.switches, self.loads = [], [], {}, {}, {}, []
+        self.warming = {}

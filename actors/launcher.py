@@ -94,6 +94,10 @@ def _run(configs: list[ExperimentConfig], request: LaunchRequest, options: Launc
     except (OutputLockedError, CorruptOutputError, StoreWriteError, ValueError, RuntimeError) as error:
         logger.error("%s", getattr(error, "cause", None) or error)
         return 1
+    except ImportError as error:  # the driver's modules (torch's compiler, triton...) do not import here
+        logger.error("cannot import the driver's modules (%s: %s): install the requirements again (the README's "
+                     "first command)", type(error).__name__, error)
+        return 1
     except ConnectionError as error:  # --address auto without a cluster, or a cluster that went away
         logger.error("cannot reach the Ray cluster (%s): start it ('ray start --head') or fix --address",
                      str(error).strip().splitlines()[0][:300])

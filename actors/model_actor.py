@@ -66,7 +66,8 @@ class ModelActor:
             if self.compile_cache is None:  # before the first compile (warm_up): cache_dir()/compile/<model key>
                 self.compile_cache = use_model_compile_cache(self.worker.loaded)
             self.worker.keep_steps_in(self.compile_cache.directory)
-            return {**description, "actor": self.name, "pid": os.getpid(), "units_per_batch": self.worker.max_units}
+            return {**description, "actor": self.name, "pid": os.getpid(), "units_per_batch": self.worker.max_units,
+                    "compiles": self.worker.compiles}
         except Exception:
             logger.exception("%s failed to load the model", self.origin)
             raise
@@ -101,16 +102,35 @@ class ModelActor:
         if self.worker.loaded is None:
             self.load()
 
-    def warm_up(self, n_units: int) -> float:
-        """Prepare batches of `n_units` units and compile the decode step before the first unit; returns seconds."""
-        started = time.perf_counter()
+    def warm_up(self, n_units: int, ahead: list[tuple[ExperimentConfig, list[int], int]] = ()) -> dict:
+        """Compile the decode steps of later groups (`ahead`: config, the units of its group's variants, actors),
+        then prepare batches of `n_units` units and compile this variant's step before the first unit.
+
+        Returns the seconds of both, whether this variant's warm-up batch ran (False: its stacks and decoder were
+        in place), and the units per batch each later group's step was compiled for."""
         self._ensure_loaded()
+        started = time.perf_counter()
         try:
-            self.worker.warm_up(n_units)
+            sizes = [(config, self._warm_up_ahead(config, units, actors)) for config, units, actors in ahead]
+            ahead_s = time.perf_counter() - started
+            warmed = self.worker.warm_up(n_units)
         except Exception:
             logger.exception("%s failed to warm up", self.origin)
             raise
-        return time.perf_counter() - started
+        return {"seconds": time.perf_counter() - started - ahead_s, "ahead_s": ahead_s, "warmed": warmed,
+                "ahead": [config.name_suffix for config, _ in sizes],
+                "ahead_sizes": [((config.config_name, config.param_group_name), size) for config, size in sizes
+                                if size is not None]}
+
+    def _warm_up_ahead(self, config: ExperimentConfig, group_units: list[int], actors: int) -> int | None:
+        """ModelWorker.warm_up_ahead; a worker that cannot switch back to its variant ends this process, so that
+        Ray restarts the actor (which loads the model again) rather than let it decode in an unknown state."""
+        try:
+            return self.worker.warm_up_ahead(config, group_units, actors)
+        except Exception:
+            logger.exception("%s could not switch back to its variant after compiling %s ahead; restarting",
+                             self.origin, config.name_suffix)
+            os._exit(1)
 
     def run_units(self, units: list[Unit]) -> list[UnitReport]:
         """Run units with the same prompts; each batch's records go to the writer, acknowledged before returning."""

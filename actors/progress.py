@@ -46,7 +46,9 @@ class VariantTimings:
     launch_started: float
     ray_start_s: float = 0.0  # launch start -> Ray up, the driver's modules imported (first variant, else 0)
     load_s: float = 0.0  # actor start + model load (the variant that started the actors, else 0)
-    warm_up_s: float = 0.0  # the slowest actor's warm-up
+    warm_up_s: float = 0.0  # the slowest actor's warm-up (an actor starts generating when its own is done)
+    ahead_s: float = 0.0  # the longest an actor compiled later groups' steps before its warm-up (compile_ahead),
+    # of the warm-ups done within the variant (one that ends later is in its log line only)
     started: float = field(default_factory=time.monotonic)
     first_record: float | None = None  # when the writer first held a record of this variant's run
     generation_started: float | None = None  # the first unit handed out
@@ -70,6 +72,7 @@ class VariantTimings:
 
         return json.dumps({"variant": self.variant, "ray_start_s": round(self.ray_start_s, 3),
                            "load_s": round(self.load_s, 3), "warm_up_s": round(self.warm_up_s, 3),
+                           "ahead_s": round(self.ahead_s, 3),
                            "first_record_s": span(self.launch_started, self.first_record),
                            "generation_s": span(self.generation_started, self.generation_ended),
                            "variant_s": span(self.started, time.monotonic())})

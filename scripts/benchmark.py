@@ -33,14 +33,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors.driver import batch_sizes, take_batch  # noqa: E402
+from actors.driver import take_batch  # noqa: E402
 from configs.experiments import apply_overrides, get_config  # noqa: E402
 from degrader import memory  # noqa: E402
 from degrader.decoding.compile_cache import use_model_compile_cache  # noqa: E402
 from degrader.decoding.generation import encode  # noqa: E402
 from degrader.decoding.static_decode import bucket  # noqa: E402
 from degrader.groups import is_vision  # noqa: E402
-from degrader.run.plan import Unit  # noqa: E402
+from degrader.run.plan import Unit, batch_sizes  # noqa: E402
 from degrader.run.worker import ModelWorker  # noqa: E402
 from degrader.seeding import repetition_seed  # noqa: E402
 

@@ -35,7 +35,8 @@ from degrader.embedded import cache_dir  # noqa: E402
 RUN_KINDS = ("cold", "warm")
 TIMINGS_LINE = re.compile(r"\btimings (\{.*\})\s*$")
 WARM_UP_LINE = re.compile(r"warm-up for \d+ units? per batch: ([\d.]+)s")
-VARIANT_KEYS = ("variant", "ray_start_s", "load_s", "warm_up_s", "first_record_s", "generation_s", "variant_s")
+VARIANT_KEYS = ("variant", "ray_start_s", "load_s", "warm_up_s", "ahead_s", "first_record_s", "generation_s",
+                "variant_s")
 
 
 @dataclass

@@ -19,17 +19,27 @@ Anything that fails here falls back, with a warning: a file that does not load, 
 is compiled again and replaced; a step that cannot be precompiled (a graph break), or whose fingerprint
 cannot be taken, compiles as before, with the plain `torch.compile`, unsaved. A step is saved once it has run.
 Out of memory is raised, for the worker to halve its batch.
+
+Processes that share the folder (the actors of one host) compile each step once: the first to need a missing
+step claims it (an exclusive lock on `<fingerprint>.claim`, which the kernel drops when the process ends) and
+compiles it; the others wait for its file and load it. A process that waited for a holder that saved nothing,
+or waited CLAIM_WAIT_S, compiles the step itself.
 """
 
 from __future__ import annotations
 
 import enum
+import fcntl
 import functools
 import gc
 import hashlib
+import json
 import logging
+import os
+import socket
 import time
 import types
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,6 +53,8 @@ DESCRIBE_DEPTH = 4  # how deep `describe` follows objects, lists and closures (a
 SIMPLE = (type(None), bool, int, float, str)
 HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks")  # described as functions, without their handle ids
 UNTRACED = {"_original_object_hash", "generation_config"}  # differ between processes; the step never reads them
+CLAIM_WAIT_S = 1800.0  # the longest wait for another process's compile (40-75 s on a GPU host), then compile anyway
+CLAIM_POLL_S = 0.25
 
 
 class PrecompiledStep:
@@ -61,6 +73,15 @@ class PrecompiledStep:
         if self.compiled is not None:
             return self.compiled(*args)
         path = self._path(args)
+        claim = claim_step(path) if path is not None else None  # waits while another process compiles this step
+        try:
+            return self._first_call(path, args)
+        finally:
+            if claim is not None:
+                release_claim(claim)
+
+    def _first_call(self, path: Path | None, args: tuple):
+        """Load the step from `path` (or compile it, and save it once it has run) and run it."""
         self.compiled = self._load(path) if path is not None else None
         if self.compiled is not None:
             try:
@@ -122,6 +143,91 @@ class PrecompiledStep:
             # the trace leaves reference cycles that reach the decoder: collected now (also after a failed trace),
             # an evicted decoder's KV cache goes by reference counting, before free memory sizes the next batches
             gc.collect()
+
+
+@dataclass(frozen=True)
+class StepClaim:
+    """This process compiles the step: it holds the lock on the step's claim file (the kernel drops the lock when
+    the process ends, however it ends)."""
+
+    path: Path
+    handle: int
+
+
+def claim_step(path: Path, wait_s: float = CLAIM_WAIT_S) -> StepClaim | None:
+    """Wait while another process compiles the step saved at `path` (it holds `<step>.claim`'s lock); returns the
+    claim this process now holds (it compiles the step, then `release_claim`), or None: the step's file is there
+    (load it), the process waited for saved nothing (a step that cannot be saved: each process compiles it, at
+    once rather than one after another), `wait_s` has passed, or no claim can be made (an unwritable folder)."""
+    claim_path, deadline, holder = path.with_suffix(".claim"), time.monotonic() + wait_s, None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        while not path.is_file():
+            claim = _try_lock(claim_path)
+            if claim is not None and (holder is None or path.is_file()):
+                return _held(claim, path)
+            if claim is not None:
+                release_claim(claim)
+                logger.info("%s compiled decode step %s but saved nothing; compiling it here", holder, path.name)
+                return None
+            if holder is None:
+                holder = _holder(claim_path)
+                logger.info("waiting for %s, which compiles decode step %s", holder, path.name)
+            if time.monotonic() > deadline:
+                logger.warning("waited %.1fs for %s to compile decode step %s; compiling it here", wait_s, holder,
+                               path.name)
+                return None
+            time.sleep(CLAIM_POLL_S)
+    except OSError as error:
+        logger.warning("cannot claim decode step %s (%s: %s); compiling it unclaimed", path.name,
+                       type(error).__name__, error)
+    return None
+
+
+def _try_lock(claim_path: Path) -> StepClaim | None:
+    """The claim, if no other process holds its lock (None otherwise)."""
+    handle = os.open(claim_path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # a holder removes its claim before it unlocks it: a lock on a file no longer at `claim_path` is no claim
+        if os.fstat(handle).st_ino == os.stat(claim_path).st_ino:
+            return StepClaim(claim_path, handle)
+    except (BlockingIOError, FileNotFoundError):
+        pass
+    except BaseException:
+        os.close(handle)
+        raise
+    os.close(handle)
+    return None
+
+
+def _held(claim: StepClaim, path: Path) -> StepClaim | None:
+    """A claim just locked: its holder written in (for the others' log), or released if the step was saved just
+    before (by the previous holder)."""
+    if path.is_file():
+        release_claim(claim)
+        return None
+    os.ftruncate(claim.handle, 0)
+    os.pwrite(claim.handle, json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode(), 0)
+    return claim
+
+
+def release_claim(claim: StepClaim) -> None:
+    """Remove the claim file, then unlock it (in that order: no other process can lock a file about to go)."""
+    try:
+        claim.path.unlink()
+    except OSError:  # removed already; the lock still goes with the handle
+        pass
+    os.close(claim.handle)
+
+
+def _holder(claim_path: Path) -> str:
+    """'pid P on HOST', as the claim's holder wrote it, or 'another process'."""
+    try:
+        holder = json.loads(claim_path.read_text())
+        return f"pid {holder['pid']} on {holder['host']}"
+    except (OSError, ValueError, KeyError, TypeError):  # not written yet, or gone
+        return "another process"
 
 
 def load_step(path: Path, mode: str) -> Callable | None:

@@ -1,4 +1,4 @@
-"""What a run must do: output path, record keys, and the (level, repetition) units still missing."""
+"""What a run must do: output path, record keys, the (level, repetition) units still missing, and their batches."""
 
 from __future__ import annotations
 
@@ -74,3 +74,24 @@ def total_units(config: ExperimentConfig) -> int:
 def total_records(config: ExperimentConfig) -> int:
     """How many records a complete run has."""
     return total_units(config) * len(config.prompts)
+
+
+def group_batch_sizes(n_units: int, most: list[int], peer_units: list[int]) -> list[int]:
+    """Units per batch for each actor, the same for every variant of a task and group: the largest of what each
+    variant alone would take (`batch_sizes`), so that the decoder compiled for the first serves them all.
+
+    A variant with fewer units pads its batches (blocks that repeat a unit, dropped), which costs less than
+    compiling again: 150, 170 and 90 units on 4 actors of at most 17 take 15 per batch each, not 13, 15, 12."""
+    return [max(sizes) for sizes in zip(*(batch_sizes(n, most) for n in [n_units, *peer_units]), strict=True)]
+
+
+def batch_sizes(n_units: int, most: list[int]) -> list[int]:
+    """Units per batch for each actor, so that all finish in the same number of rounds.
+
+    With at most `most[a]` units per batch, the queue takes rounds = ceil(n / sum(most)); each actor's
+    batch shrinks to its share of that: 50 units on 2 actors of at most 10 are 3 rounds of 9 each, not
+    3 rounds for one actor and 2 for the other. Each actor warms up for its size, so its stacks and
+    compiled decoder hold exactly that many (fewer rows: a faster step).
+    """
+    rounds = -(-n_units // sum(most))
+    return [max(1, min(m, -(-m * n_units // (rounds * sum(most))))) for m in most]

@@ -24,7 +24,7 @@ from degrader.groups import resolve_group
 from degrader.models import LoadedModel, load_model
 from degrader.run.batch_plan import BatchPlan, Halving, PromptSet
 from degrader.run.decoder_cache import DecoderCache, DecoderKey
-from degrader.run.plan import Unit, total_units
+from degrader.run.plan import Unit, group_batch_sizes, total_units
 from degrader.run.records import RecordBuilder, UnitReport, sampling_seed
 from degrader.run.weights import WeightState
 
@@ -185,6 +185,34 @@ class ModelWorker:
         prompt_ids = tuple(range(self.plan.prompts)) if self.static else ()
         self._run_batch([Unit(self.config.levels[0], 0, prompt_ids)] * n_units, None, lesion=False)
         return True
+
+    def warm_up_ahead(self, config: ExperimentConfig, group_units: list[int], actors: int) -> int | None:
+        """Compile and save the decode step of `config`, a variant of a later group, then switch back to this one.
+
+        So that group loads its step when it runs instead of compiling it (docs/design.md, "Groups compiled
+        ahead"). `group_units`: the units of that group's variants, `config`'s first; `actors`: how many share
+        them, as the driver will size its batches (from this worker's memory for each). Returns the units per
+        batch it compiled for, or None: this worker does not save its steps, or the warm-up failed (a warning;
+        the group compiles when it runs). Raises when it cannot switch back: it must not run units then.
+        """
+        if not self.compiles:
+            return None
+        current, size = self.config, None
+        try:
+            self.prepare(config)
+            size = group_batch_sizes(group_units[0], [self.max_units] * actors, group_units[1:])[0]
+            self.warm_up(size)
+        except Exception as error:  # noqa: BLE001 (out of memory, or anything else: the step compiles later)
+            logger.warning("the decode step of %s could not be compiled ahead (%s: %s); it compiles when it runs",
+                           config.name_suffix, type(error).__name__, str(error).splitlines()[0] if str(error) else "")
+            size = None
+        self.prepare(current)
+        return size
+
+    @property
+    def compiles(self) -> bool:
+        """Whether this worker compiles its decode steps and saves them where other processes load them."""
+        return self.static and self.compile_mode is not None and self.steps is not None
 
     def run_units(self, units: list[Unit], emit: Emit) -> list[UnitReport]:
         """Run units (any levels) with the same prompts, up to max_units at a time (one at a time without stacks)."""

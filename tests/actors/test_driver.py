@@ -2,10 +2,10 @@
 
 from collections import deque
 
-from actors.driver import batch_sizes, group_batch_sizes, group_key, peers, run_order, take_batch
+from actors.driver import compile_ahead, group_key, peers, run_order, take_batch
 from configs.experiments import get_config
 from configs.sweeps import apply_variant, sweep_variants
-from degrader.run.plan import Unit
+from degrader.run.plan import Unit, batch_sizes, group_batch_sizes, total_units
 
 ALL = (0, 1, 2)
 
@@ -69,3 +69,43 @@ def test_the_variants_of_a_group_share_one_batch_size_per_actor():
     assert all(group_batch_sizes(n, [17] * 4, [m for m in (150, 170, 90) if m != n]) == [15] * 4
                for n in (150, 170, 90))
     assert group_batch_sizes(50, [10, 4], []) == batch_sizes(50, [10, 4])  # no peers: as batch_sizes
+
+
+def test_later_groups_are_compiled_ahead_by_the_helpers_one_each_and_each_once():
+    configs = [apply_variant(get_config(task), variant) for task in ("dreams_it", "iq_it")
+               for variant in sweep_variants("thesis")]
+    order = run_order(configs)
+
+    def named(plan):
+        return {i: [(c.config_name, c.param_group_name) for c, _ in groups] for i, groups in plan.items() if groups}
+
+    # the first variant of each group in run order: dreams_it's attn (0), mlp (1), embed (2), then iq_it's (5, 6, 7)
+    assert named(compile_ahead(configs, order, None, 3)) == {
+        0: [("dreams_it", "mlp_only"), ("dreams_it", "embed_only"), ("iq_it", "attn_only")],
+        1: [("iq_it", "mlp_only"), ("iq_it", "embed_only")]}
+    assert named(compile_ahead(configs, order, None, 1)) == {
+        0: [("dreams_it", "mlp_only")], 1: [("dreams_it", "embed_only")], 2: [("iq_it", "attn_only")],
+        5: [("iq_it", "mlp_only")], 6: [("iq_it", "embed_only")]}
+    assert named(compile_ahead(configs, order, None, 0)) == {}  # one actor: nothing ahead
+    done = [0 if config.config_name == "dreams_it" and config.param_group_name != "embed_only" else 1
+            for config in configs]  # a resumed sweep: dreams_it's attn and mlp variants are done
+    assert named(compile_ahead(configs, order, done, 3)) == {
+        2: [("iq_it", "attn_only"), ("iq_it", "mlp_only"), ("iq_it", "embed_only")]}
+    attn = compile_ahead(configs, order, None, 3)[0][2]  # iq_it's attn group: its 3 variants size its batches
+    assert attn[0] is configs[5] and attn[1] == [total_units(configs[i]) for i in (5, 8, 9)]
+
+
+def test_every_actor_and_every_variant_of_a_group_get_one_size_while_it_fits():
+    from types import SimpleNamespace
+
+    from actors.driver import _group_sizes
+
+    separate = SimpleNamespace(group_sizes={}, compiles=False)  # actors that share no steps: as before
+    assert _group_sizes(separate, get_config("dreams_it"), [35, 34], [47, 46]) == [35, 34] and not separate.group_sizes
+    fleet = SimpleNamespace(group_sizes={}, compiles=True)
+    gauss, ablation = (apply_variant(get_config("dreams_it"), v) for v in ("gauss_attn", "ablation_attn"))
+    mlp = apply_variant(get_config("dreams_it"), "gauss_mlp")
+    assert _group_sizes(fleet, gauss, [35, 34], [47, 46]) == [34, 34]  # one decode step shape on both actors
+    assert _group_sizes(fleet, ablation, [35, 35], [47, 47]) == [34, 34]  # the group's, not sized anew
+    assert _group_sizes(fleet, mlp, [11, 11], [14, 14]) == [11, 11]  # another group: its own
+    assert _group_sizes(fleet, ablation, [20, 20], [30, 20]) == [20, 20]  # 34 no longer fits: sized anew

@@ -45,3 +45,16 @@ def test_a_real_launch_puts_its_actors_and_its_log_file_under_one_experiment_id(
     assert namespaces == {f"degrader-{expected}"}, output
     assert [p.name.startswith(f"{expected}_") for p in (tmp_path / "logs").iterdir()] == [True]
     assert "[driver] done:" in output, output
+
+
+def test_a_driver_that_does_not_import_is_one_clear_line_and_exit_code_1(tmp_path):
+    """Its modules import while Ray starts: an ImportError there ends the launch with a line that says what to do,
+    not a traceback, and Ray is shut down."""
+    code = ("import sys, runpy; sys.modules['actors.driver'] = None; sys.argv = sys.argv[1:]; "
+            "runpy.run_path(sys.argv[0], run_name='__main__')")
+    launch = subprocess.run([LAUNCH[0], "-c", code, LAUNCH[1], *SMALL_ARGS, "--results-dir", str(tmp_path / "r"),
+                             "--logs-dir", str(tmp_path / "logs")], capture_output=True, text=True, timeout=300)
+    output = launch.stdout + launch.stderr
+    assert launch.returncode == 1, output
+    assert "cannot import the driver's modules (ModuleNotFoundError" in output and "Traceback" not in output, output
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").iterdir())  # nothing written

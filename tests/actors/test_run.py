@@ -189,7 +189,7 @@ def test_the_dashboard_names_what_each_actor_does_and_the_log_has_timings(ray_cl
     lines = [json.loads(line.split("timings ", 1)[1]) for line in caplog.messages if line.startswith("timings ")]
     assert [line["variant"] for line in lines] == ["2025_05_20_dreams"]
     timings = lines[0]
-    assert set(timings) == {"variant", "ray_start_s", "load_s", "warm_up_s", "first_record_s", "generation_s",
-                            "variant_s"}
+    assert set(timings) == {"variant", "ray_start_s", "load_s", "warm_up_s", "ahead_s", "first_record_s",
+                            "generation_s", "variant_s"}
     assert timings["load_s"] > 0 and 0 < timings["generation_s"] <= timings["variant_s"]
     assert timings["first_record_s"] > 0

@@ -32,6 +32,7 @@ def test_parses_variant_and_total_timings():
     timings = parse_timings(LOG_WITH_TIMINGS)
     assert [v["variant"] for v in timings.variants] == ["gauss_attn", "quant_attn"]
     assert timings.variants[0] == {"variant": "gauss_attn", "ray_start_s": 5.0, "load_s": 12.0, "warm_up_s": 30.5,
+                                   "ahead_s": None,  # a log of a driver before compile_ahead
                                    "first_record_s": 41.0, "generation_s": 8.0, "variant_s": 55.5}
     assert timings.total_s == 81.2
     assert timings.warm_ups_s == [30.5, 2.5]

@@ -141,6 +141,20 @@ def test_out_of_memory_while_copying_the_group_halves_the_units_and_keeps_the_pr
     assert len(emitted) == 8 and {r["reps_in_batch"] for r in emitted} == {2}
 
 
+def ordered(records: list[dict]) -> list[dict]:
+    """Records without their volatile fields, by repetition and prompt."""
+    return sorted((stable(r) for r in records), key=lambda r: (r["repeat_index"], r["prompt_id"]))
+
+
+def records_of_a_fresh_worker(config, units: list[Unit]) -> list[dict]:
+    """What a worker that ran only `config` (eager, on the CPU) records for `units`, ordered."""
+    fresh = ModelWorker(config, torch.device("cpu"), "fresh", static=False)
+    fresh.load()
+    records = []
+    fresh.run_units(units, records.extend)
+    return ordered(records)
+
+
 def test_the_warm_up_compiles_the_step_that_every_later_batch_replays():
     """The static path on the CPU (compiled, no CUDA graphs): the warm-up compiles for the batch the driver
     planned, later batches only replay, and the records equal the eager path's."""
@@ -188,15 +202,7 @@ def test_a_variant_of_the_same_group_keeps_the_stacks_and_compiles_nothing():
         worker.run_units(units, emitted.extend)
         assert counters["stats"]["unique_graphs"] == graphs  # the first variant's decoder served the second
     assert worker.weights.generation == generation and list(worker.decoders) == decoders
-    fresh = ModelWorker(second, torch.device("cpu"), "test", static=False)
-    fresh.load()
-    expected = []
-    fresh.run_units(units, expected.extend)
-
-    def ordered(records):
-        return sorted((stable(r) for r in records), key=lambda r: (r["repeat_index"], r["prompt_id"]))
-
-    assert len(emitted) == 6 and ordered(emitted) == ordered(expected)
+    assert len(emitted) == 6 and ordered(emitted) == records_of_a_fresh_worker(second, units)
     assert entries() > before  # the same group kept its compiled decoder, and torch.compile its entry
     caches = [weakref.ref(worker.decoders.decoders[key].cache.layers[0].keys) for key in worker.decoders]
     gc.disable()  # only reference counting may free the evicted caches: the next group is sized right after
@@ -207,3 +213,55 @@ def test_a_variant_of_the_same_group_keeps_the_stacks_and_compiles_nothing():
         gc.enable()
     assert worker.weights.stacks is None and worker.weights.generation > generation and len(worker.decoders) == 0
     assert entries() == 0  # nothing compiled left: torch.compile let go of the evicted step (kept it before)
+
+
+def test_a_group_compiled_ahead_is_loaded_when_it_runs_and_leaves_the_records_unchanged(tmp_path, caplog):
+    """warm_up_ahead: the worker compiles and saves a later group's step for the batch the driver will plan, comes
+    back to its own variant (the records of a worker that never left it), and loads that step when the group runs."""
+    config = small_config("max_prompts=3", "n_rep=2", "max_new_tokens=6", "units_per_batch=2")
+    later = config.replace(param_group_name="mlp_only", name_suffix="mlp")
+    units = [Unit(0.5, r, (0, 1, 2)) for r in range(2)]
+    worker = ModelWorker(config, torch.device("cpu"), "test", static=True)
+    worker.load()
+    assert not worker.compiles and not worker.warm_up_ahead(later, [4], 2)  # no shared folder: nothing ahead
+    worker.keep_steps_in(tmp_path)
+    assert worker.compiles and worker.warm_up_ahead(later, [4], 2) == 2  # 4 units on 2 actors: 2 per batch
+    steps = sorted((tmp_path / "steps").glob("*.step"))
+    assert len(steps) == 1 and worker.config is config and not list(worker.decoders)
+    assert worker.warm_up(2)
+    emitted = []
+    worker.run_units(units, emitted.extend)
+    assert len(emitted) == 6 and ordered(emitted) == records_of_a_fresh_worker(config, units)
+    worker.prepare(later)
+    with caplog.at_level("INFO", logger="degrader.decoding.precompile"):
+        assert worker.warm_up(2)
+    assert next(iter(worker.decoders.decoders.values())).step_loaded
+    assert f"decode step loaded from {steps[0].name}" in caplog.text  # the file compiled ahead, not another
+    assert len(list((tmp_path / "steps").glob("*.step"))) == 2  # and the variant's own
+
+
+def test_a_failed_compile_ahead_only_warns_but_a_failed_switch_back_raises(worker, monkeypatch, tmp_path, caplog):
+    """The worker must not decode for its variant in a state it could not restore (the actor then restarts)."""
+    monkeypatch.setattr(worker, "steps", tmp_path / "steps")  # as keep_steps_in, undone after the test
+    monkeypatch.setattr(worker, "static", True)
+    current = worker.config
+    later = current.replace(param_group_name="mlp_only" if current.param_group_name != "mlp_only" else "attn_only",
+                            name_suffix="later")
+    targets = [target.name for target in worker.weights.baseline.targets]
+    monkeypatch.setattr(worker, "warm_up", lambda units: (_ for _ in ()).throw(RuntimeError("no memory left")))
+    with caplog.at_level("WARNING", logger="degrader.run.worker"):
+        assert worker.warm_up_ahead(later, [4], 2) is None
+    assert "could not be compiled ahead (RuntimeError: no memory left)" in caplog.text
+    assert worker.config is current and [target.name for target in worker.weights.baseline.targets] == targets
+    prepare = worker.prepare
+
+    def fails_switching_back(config):
+        if config is current:
+            raise RuntimeError("out of memory while restoring")
+        prepare(config)
+
+    monkeypatch.setattr(worker, "prepare", fails_switching_back)
+    with pytest.raises(RuntimeError, match="restoring"):
+        worker.warm_up_ahead(later, [4], 2)
+    monkeypatch.setattr(worker, "prepare", prepare)
+    worker.prepare(current)
