@@ -124,7 +124,9 @@ class ActorFleet:
             logger.info("%s ready (pid %s): %s, %s, units per batch: %d", description["actor"], description["pid"],
                         description["architecture"], description["dtype"], description["units_per_batch"])
         self.variant, self.idle = Variant(config, writer), list(self.actors)
-        self.compiles = all(description.get("compiles") for description in descriptions)
+        # one steps folder (one compile-cache key: the same GPU model): the actors load each other's steps
+        folders = {description.get("steps") for description in descriptions}
+        self.compiles = all(description.get("compiles") for description in descriptions) and len(folders) == 1
         if config is self.launched:
             return ray.get([actor.set_writer.remote(writer) for actor in self.actors])
         return ray.get([actor.set_variant.remote(config, writer) for actor in self.actors])
@@ -138,11 +140,13 @@ class ActorFleet:
         if not self.actors or self.busy:
             raise ValueError("switch() needs a started fleet with no batch in flight: call start() first, "
                              "and take every result of the last variant")
-        while self.pings or self.switches:  # an actor that died on the last variant's last batch
+        warming = {actor for actor, _, _ in self.warming.values()}
+        # an actor that died on the last variant's last batch (not one still switching behind its warm-up)
+        while self.pings or any(actor not in warming for actor in self.switches.values()):
             self.next_result(timeout=None)
+            warming = {actor for actor, _, _ in self.warming.values()}
         self.variant = Variant(config, writer)
         refs = {actor: actor.set_variant.remote(config, writer) for actor in self.actors}
-        warming = {actor for actor, _, _ in self.warming.values()}
         ready = [actor for actor in self.actors if actor not in warming] or list(self.actors)
         most = dict(zip(ready, ray.get([refs[actor] for actor in ready]), strict=True))
         for actor in self.actors:
@@ -251,7 +255,8 @@ class ActorFleet:
         """Put `actor` in the idle list, once, when none of its calls is in flight (a batch, a warm-up, a ping, a
         switch): an actor switched while it warmed up answers twice, in either order."""
         in_flight = [entry[0] for entry in (*self.busy.values(), *self.warming.values())]
-        if actor in self.idle or actor in in_flight or actor in (*self.pings.values(), *self.switches.values()):
+        if actor in self.idle or actor in in_flight or actor in (*self.pings.values(), *self.switches.values()) \
+                or actor not in self.actors:  # dropped meanwhile
             return
         self.idle.append(actor)
 

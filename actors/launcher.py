@@ -69,6 +69,15 @@ def launch(configs: list[ExperimentConfig], request: LaunchRequest, missing: lis
         logger.info("timings %s", json.dumps({"total_s": round(time.monotonic() - request.started, 3)}))
 
 
+def _imported(driver):
+    """The driver module its import thread made; RuntimeError (one line) if its modules do not import here."""
+    try:
+        return driver.result()
+    except ImportError as error:  # torch's compiler, triton... (an actor's ImportError is a RayError, not this)
+        raise RuntimeError(f"cannot import the driver's modules ({type(error).__name__}: {error}): install the "
+                           "requirements again (the README's first command)") from error
+
+
 def experiment_id(configs: list[ExperimentConfig], request: LaunchRequest) -> str:
     """The run's name in its log file and Ray namespace: the output's, or the sweep's for several variants."""
     if len(configs) > 1:
@@ -87,16 +96,12 @@ def _run(configs: list[ExperimentConfig], request: LaunchRequest, options: Launc
         with ThreadPoolExecutor(1, thread_name_prefix="import-driver") as pool:
             driver = pool.submit(importlib.import_module, "actors.driver")
             start_ray(request.address, f"degrader-{run_id}")
-            run_sweep = driver.result().run_sweep
+            run_sweep = _imported(driver).run_sweep
         options = dataclasses.replace(options, ray_start_s=round(time.monotonic() - request.started, 3))
         check_resources(options)
         summary = run_sweep(configs, options, missing)
     except (OutputLockedError, CorruptOutputError, StoreWriteError, ValueError, RuntimeError) as error:
         logger.error("%s", getattr(error, "cause", None) or error)
-        return 1
-    except ImportError as error:  # the driver's modules (torch's compiler, triton...) do not import here
-        logger.error("cannot import the driver's modules (%s: %s): install the requirements again (the README's "
-                     "first command)", type(error).__name__, error)
         return 1
     except ConnectionError as error:  # --address auto without a cluster, or a cluster that went away
         logger.error("cannot reach the Ray cluster (%s): start it ('ray start --head') or fix --address",

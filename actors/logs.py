@@ -68,14 +68,20 @@ class RemoteLogHandler(logging.Handler):
     def __init__(self, sink, origin: str):
         super().__init__()
         self.sink = sink
+        self.last = None  # the last line's write call, for flush
         self.setFormatter(logging.Formatter(FORMAT, "%H:%M:%S"))
         self.addFilter(OriginFilter(origin))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.sink.write.remote([self.format(record)])
+            self.last = self.sink.write.remote([self.format(record)])
         except Exception:  # a log line must never take an actor down
             self.handleError(record)
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait (at most `timeout` seconds) until the sink has the lines sent so far: before a process ends itself."""
+        if self.last is not None:
+            ray.wait([self.last], timeout=timeout)
 
 
 def setup_actor_logging(sink_name: str | None, origin: str, level: str) -> None:

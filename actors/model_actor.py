@@ -67,7 +67,7 @@ class ModelActor:
                 self.compile_cache = use_model_compile_cache(self.worker.loaded)
             self.worker.keep_steps_in(self.compile_cache.directory)
             return {**description, "actor": self.name, "pid": os.getpid(), "units_per_batch": self.worker.max_units,
-                    "compiles": self.worker.compiles}
+                    "compiles": self.worker.compiles, "steps": str(self.worker.steps)}
         except Exception:
             logger.exception("%s failed to load the model", self.origin)
             raise
@@ -130,6 +130,8 @@ class ModelActor:
         except Exception:
             logger.exception("%s could not switch back to its variant after compiling %s ahead; restarting",
                              self.origin, config.name_suffix)
+            for handler in logging.getLogger().handlers:  # the line above reaches the run's log first
+                handler.flush()
             os._exit(1)
 
     def run_units(self, units: list[Unit]) -> list[UnitReport]:

@@ -23,7 +23,8 @@ Out of memory is raised, for the worker to halve its batch.
 Processes that share the folder (the actors of one host) compile each step once: the first to need a missing
 step claims it (an exclusive lock on `<fingerprint>.claim`, which the kernel drops when the process ends) and
 compiles it; the others wait for its file and load it. A process that waited for a holder that saved nothing,
-or waited CLAIM_WAIT_S, compiles the step itself.
+or waited CLAIM_WAIT_S, compiles the step itself. On NFS, flock becomes a POSIX lock: processes of one host
+still exclude each other, and a lost lock costs at worst a second compile of the same step.
 """
 
 from __future__ import annotations
@@ -207,8 +208,11 @@ def _held(claim: StepClaim, path: Path) -> StepClaim | None:
     if path.is_file():
         release_claim(claim)
         return None
-    os.ftruncate(claim.handle, 0)
-    os.pwrite(claim.handle, json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode(), 0)
+    try:
+        os.ftruncate(claim.handle, 0)
+        os.pwrite(claim.handle, json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode(), 0)
+    except OSError:  # a full disk: the claim holds without its holder's name (only the others' log reads it)
+        pass
     return claim
 
 

@@ -202,10 +202,12 @@ class ModelWorker:
             self.prepare(config)
             size = group_batch_sizes(group_units[0], [self.max_units] * actors, group_units[1:])[0]
             self.warm_up(size)
+            size = min(size, self.max_units)  # out of memory in the warm-up halved it
         except Exception as error:  # noqa: BLE001 (out of memory, or anything else: the step compiles later)
             logger.warning("the decode step of %s could not be compiled ahead (%s: %s); it compiles when it runs",
                            config.name_suffix, type(error).__name__, str(error).splitlines()[0] if str(error) else "")
             size = None
+        self.prompts = None  # sized anew: out of memory in the warm-up may have halved the prompts per batch
         self.prepare(current)
         return size
 

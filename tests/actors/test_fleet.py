@@ -141,3 +141,13 @@ def test_a_helper_that_dies_compiling_ahead_after_a_switch_is_restarted_once(ray
     assert len(fleet.idle) == 2 and set(fleet.idle) == {first, helper} and len(fleet.actors) == 2
     assert ray_cluster.get(helper.recorded.remote()) == [("set_variant", "embed")]  # the restarted process's calls
     fleet.kill()
+
+
+def test_a_second_switch_does_not_wait_for_a_helper_still_compiling_ahead(ray_cluster):
+    fleet, first, helper = switched_while_the_helper_compiles_ahead(tiny_actor(ray_cluster))
+    assert fleet.switch("quant", None) == [5, 5]  # the variant before ran nothing: the next one at once
+    assert list(fleet.switches.values()) == [helper, helper] and first in fleet.idle
+    drain(fleet)
+    assert fleet.idle.count(helper) == 1 and len(fleet.idle) == 2
+    assert ray_cluster.get(helper.recorded.remote())[-2:] == [("set_variant", "embed"), ("set_variant", "quant")]
+    fleet.kill()

@@ -135,3 +135,19 @@ def test_an_unwritable_folder_compiles_unclaimed(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="degrader.decoding.precompile"):
         assert claim_step(blocked) is None
     assert "compiling it unclaimed" in caplog.text
+
+
+def test_a_claim_whose_holder_cannot_be_written_still_holds(tmp_path, monkeypatch):
+    from degrader.decoding import precompile
+
+    def full_disk(*_):
+        raise OSError(28, "No space left on device")
+
+    path = tmp_path / "step.step"
+    monkeypatch.setattr(precompile.os, "pwrite", full_disk)
+    claim = claim_step(path)
+    assert claim is not None and claim_step(path, wait_s=0) is None  # held, though its holder is not written
+    release_claim(claim)
+    again = claim_step(path, wait_s=0)  # released: the lock went with it
+    assert again is not None
+    release_claim(again)
