@@ -22,10 +22,10 @@ from actors.progress import Progress, VariantTimings
 from actors.writer import ResultWriter
 from configs.experiments import ExperimentConfig
 from degrader.run.options import LaunchOptions
-from degrader.run.plan import Unit, group_batch_sizes, missing_units, output_path, total_records, total_units
+from degrader.run.plan import Unit, group_batch_sizes, group_key, missing_units, output_path, total_records, total_units
 from degrader.run.store import StoreWriteError, closed_cleanly
 
-__all__ = ["compile_ahead", "group_key", "local_pin", "peers", "run_experiment", "run_order", "run_sweep", "take_batch"]
+__all__ = ["compile_ahead", "local_pin", "peers", "run_experiment", "run_order", "run_sweep", "take_batch"]
 logger = logging.getLogger(__name__)
 MAX_UNIT_FAILURES = 3
 SINK_NAME = "LogSink"  # ModelActors look the run's log sink up by this name (a handle would go into the object store)
@@ -106,11 +106,6 @@ def compile_ahead(configs: list[ExperimentConfig], order: list[int], missing: li
     return plan
 
 
-def group_key(config: ExperimentConfig) -> tuple[str, str]:
-    """The group a variant runs in: its task and parameter group (an actor keeps its stacks within one)."""
-    return config.config_name, config.param_group_name
-
-
 def _must_open(path: Path, missing: int | None) -> bool:
     """Whether a variant's output must be opened: records missing by preflight's count (or no count), or the file
     not as a clean close left it (gone since the count, a journal or an interrupted rewrite's temporary left).
@@ -187,14 +182,13 @@ def _group_sizes(fleet: ActorFleet, config: ExperimentConfig, sizes: list[int], 
     """One units-per-batch for every actor and every variant of a group, for actors that share their compiled steps:
     the group's first variant's (or that of its step compiled ahead), while it fits, else the smallest of `sizes`.
 
-    The same size everywhere means one decode step per group, compiled once (or ahead) and loaded by every actor,
-    and the same kernels for a unit on whichever actor runs it. The variants of a group size their memory a little
-    differently (47 and 46 units on two H200s for `ablation_attn`, 46 and 46 for `gauss_attn`): sized anew, a
-    later variant compiled a step of its own (46.7 s, cold)."""
+    The same size everywhere means one decode step per group, compiled once (or ahead) and loaded by every actor.
+    Sized anew per variant and per actor (limits 46 and 47 on two H200s), `ablation_attn` once got 35 units on one
+    actor where `gauss_attn` had 34, and that actor compiled a step of its own (46.7 s, cold)."""
     if not fleet.compiles:  # no step shared between actors: each its own size, each variant its own
         return sizes
     kept = fleet.group_sizes.get(group_key(config))
-    if kept is None or any(size > limit for size, limit in zip(kept, most, strict=False)) or len(kept) != len(most):
+    if kept is None or len(kept) != len(most) or any(size > limit for size, limit in zip(kept, most, strict=True)):
         kept = [min(sizes)] * len(sizes)
     fleet.group_sizes[group_key(config)] = kept
     return kept

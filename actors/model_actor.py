@@ -25,7 +25,7 @@ from ray.util.metrics import Counter
 from actors.logs import setup_actor_logging
 from configs.experiments import ExperimentConfig
 from degrader.decoding.compile_cache import CompileCacheRedirect, use_model_compile_cache
-from degrader.run.plan import Unit
+from degrader.run.plan import Unit, group_key
 from degrader.run.worker import ModelWorker, UnitReport
 
 logger = logging.getLogger(__name__)
@@ -119,8 +119,7 @@ class ModelActor:
             raise
         return {"seconds": time.perf_counter() - started - ahead_s, "ahead_s": ahead_s, "warmed": warmed,
                 "ahead": [config.name_suffix for config, _ in sizes],
-                "ahead_sizes": [((config.config_name, config.param_group_name), size) for config, size in sizes
-                                if size is not None]}
+                "ahead_sizes": [(group_key(config), size) for config, size in sizes if size is not None]}
 
     def _warm_up_ahead(self, config: ExperimentConfig, group_units: list[int], actors: int) -> int | None:
         """ModelWorker.warm_up_ahead; a worker that cannot switch back to its variant ends this process, so that

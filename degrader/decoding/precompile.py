@@ -165,11 +165,12 @@ def claim_step(path: Path, wait_s: float = CLAIM_WAIT_S) -> StepClaim | None:
         path.parent.mkdir(parents=True, exist_ok=True)
         while not path.is_file():
             claim = _try_lock(claim_path)
-            if claim is not None and (holder is None or path.is_file()):
+            if claim is not None and holder is None:  # nobody held it
                 return _held(claim, path)
-            if claim is not None:
+            if claim is not None:  # released by the process waited for
                 release_claim(claim)
-                logger.info("%s compiled decode step %s but saved nothing; compiling it here", holder, path.name)
+                if not path.is_file():
+                    logger.info("%s compiled decode step %s but saved nothing; compiling it here", holder, path.name)
                 return None
             if holder is None:
                 holder = _holder(claim_path)

@@ -66,6 +66,11 @@ def missing_units(config: ExperimentConfig, done_keys: set[str]) -> list[Unit]:
     return units
 
 
+def group_key(config: ExperimentConfig) -> tuple[str, str]:
+    """The group a variant runs in: its task and parameter group (an actor keeps its stacks within one)."""
+    return config.config_name, config.param_group_name
+
+
 def total_units(config: ExperimentConfig) -> int:
     """How many (level, repetition) units a complete run has."""
     return len(config.levels) * config.n_rep

@@ -2,10 +2,10 @@
 
 from collections import deque
 
-from actors.driver import compile_ahead, group_key, peers, run_order, take_batch
+from actors.driver import compile_ahead, peers, run_order, take_batch
 from configs.experiments import get_config
 from configs.sweeps import apply_variant, sweep_variants
-from degrader.run.plan import Unit, batch_sizes, group_batch_sizes, total_units
+from degrader.run.plan import Unit, batch_sizes, group_batch_sizes, group_key, total_units
 
 ALL = (0, 1, 2)
 
