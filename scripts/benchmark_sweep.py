@@ -10,7 +10,8 @@ filled. Only the compile cache is fresh: the benchmark's DEGRADER_CACHE links ev
 cache (the converted embedded model), and TORCHINDUCTOR_CACHE_DIR / TRITON_CACHE_DIR point into its compile
 folder too (what an actor uses before it keys its own folder). The run log's `timings {json}` lines (one per
 variant from the driver, a `total_s` one from the launcher) give the phases; without them only wall times,
-records and tokens/s are reported.
+records and tokens/s are reported. Every run after the first is compared with it record by record: "same text as
+the first run" counts the records whose generated text is the same (scripts/compare_runs.py says more).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class RunResult:
     records: int = 0
     tokens: int = 0
     tokens_per_s: float | None = None
+    results_dir: str | None = None
+    same_text: str | None = None  # "equal/matched": records whose generated text is the first run's (same key)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -152,7 +155,7 @@ def run_launch(run: str, index: int, args: argparse.Namespace, work_dir: Path) -
     log_file = next(iter(sorted((folder / "logs").glob("*.log"))), None)
     timings = parse_timings(log_file.read_text(encoding="utf-8")) if log_file else LogTimings(missing=["no log file"])
     result = RunResult(run, args.gpus, command, exit_code, round(wall_s, 1), str(log_file) if log_file else None,
-                       timings)
+                       timings, results_dir=str(folder / "results"))
     count_records(result, folder / "results")
     return result
 
@@ -166,6 +169,17 @@ def count_records(result: RunResult, results_dir: Path) -> None:
     result.tokens = sum(int(r.get("tokens") or 0) for r in records)
     generation_s = sum(v.get("generation_s") or 0 for v in result.timings.variants) or _record_span(records)
     result.tokens_per_s = round(result.tokens / generation_s, 1) if generation_s and result.tokens else None
+
+
+def mark_same_text(results: list[RunResult]) -> None:
+    """Each run after the first: how many of its records have the first run's generated text (records matched by
+    key, degrader/run/compare.py). The same command twice should give the same records; on a GPU it has not."""
+    from degrader.run.compare import compare_outputs
+
+    for result in results[1:]:
+        comparisons = compare_outputs(Path(results[0].results_dir), Path(result.results_dir))
+        matched = sum(c.matched for c in comparisons)
+        result.same_text = f"{matched - sum(c.outputs_differ for c in comparisons)}/{matched}"
 
 
 def _record_span(records: list[dict]) -> float | None:
@@ -185,7 +199,7 @@ def _figure(value: float | None) -> str:
 
 def summary_row(result: RunResult) -> str:
     """One markdown row: run, GPUs, whole command, start (ray+load), warm-up per variant, first record, generation,
-    records, tokens/s."""
+    records, tokens/s, records with the first run's text."""
     variants = result.timings.variants
     start = sum((v.get("ray_start_s") or 0) + (v.get("load_s") or 0) for v in variants) if variants else None
     warm_ups = [v.get("warm_up_s") for v in variants] or result.timings.warm_ups_s
@@ -193,14 +207,15 @@ def summary_row(result: RunResult) -> str:
     generation = sum(v.get("generation_s") or 0 for v in variants) if variants else None
     cells = [result.run + ("" if result.exit_code == 0 else f" (exit {result.exit_code})"), str(result.gpus),
              _figure(result.wall_s), _figure(start), " / ".join(_figure(w) for w in warm_ups) or "-",
-             _figure(first), _figure(generation), str(result.records), _figure(result.tokens_per_s)]
+             _figure(first), _figure(generation), str(result.records), _figure(result.tokens_per_s),
+             result.same_text or "-"]
     return "| " + " | ".join(cells) + " |"
 
 
 def markdown_table(results: list[RunResult]) -> str:
     """The summary table, one row per run, then per-variant rows where the logs have them, then what is missing."""
     lines = ["| run | GPUs | whole command s | start (ray+load) s | warm-up s per variant | first record s | "
-             "generation s | records | tokens/s |", "|---|---|---|---|---|---|---|---|---|"]
+             "generation s | records | tokens/s | same text as the first run |", "|---" * 10 + "|"]
     lines += [summary_row(result) for result in results]
     if any(result.timings.variants for result in results):
         lines += ["", "| run | " + " | ".join(VARIANT_KEYS) + " |", "|---" * (len(VARIANT_KEYS) + 1) + "|"]
@@ -216,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="benchmark_sweep_"))
     work_dir.mkdir(parents=True, exist_ok=True)
     results = [run_launch(run, index, args, work_dir) for index, run in enumerate(args.runs)]
+    mark_same_text(results)
     print(markdown_table(results))
     print(f"\nlogs, results and the compile cache: {work_dir}", file=sys.stderr)
     if args.json:

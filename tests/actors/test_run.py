@@ -9,6 +9,7 @@ import pytest
 
 from actors.driver import run_experiment
 from configs.experiments import get_config
+from degrader.run.compare import compare_outputs
 from degrader.run.keys import record_key
 from degrader.run.options import LaunchOptions
 from degrader.run.plan import output_path
@@ -47,6 +48,8 @@ def test_one_and_two_actors_give_identical_records(ray_cluster, tmp_path):
     assert {r["actor"] for r in two} == {"ModelActor:cpu0", "ModelActor:cpu1"}
     by_key = {record_key(r): stable(r) for r in one}
     assert {record_key(r): stable(r) for r in two} == by_key
+    [comparison] = compare_outputs(tmp_path / "one", tmp_path / "two")  # what scripts/compare_runs.py reports
+    assert comparison.identical and comparison.matched == 12 and comparison.shapes_differ == 0
 
 
 def test_rep_batched_actors_write_the_records_of_the_per_unit_path(ray_cluster, tmp_path, caplog):
@@ -57,6 +60,8 @@ def test_rep_batched_actors_write_the_records_of_the_per_unit_path(ray_cluster, 
     batched = run(tmp_path / "three", small_config("deg_steps=3", "units_per_batch=3"), cpu_actors=2)
     assert {r["reps_in_batch"] for r in per_unit} == {1} and {r["reps_in_batch"] for r in batched} == {3}
     assert {record_key(r): stable(r) for r in batched} == {record_key(r): stable(r) for r in per_unit}
+    [comparison] = compare_outputs(tmp_path / "one", tmp_path / "three")
+    assert comparison.identical and comparison.matched == 18 == comparison.shapes_differ  # other shapes, same texts
     assert "units per batch: 3" in (tmp_path / "three" / "run.log").read_text()
     assert caplog.text.count("warm-up for 3 units per batch") == 2  # both actors, before their first unit
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.benchmark_sweep import LogTimings, RunResult, markdown_table, parse_args, parse_timings
+from scripts.benchmark_sweep import LogTimings, RunResult, mark_same_text, markdown_table, parse_args, parse_timings
+from tests.degrader.run.test_compare import record, write
 
 LOG_WITH_TIMINGS = """\
 10:00:00 INFO [driver] log file logs/sweep_gauss_attn_embedded-gemma-3-270m_20261127_100000.log
@@ -58,8 +59,8 @@ def test_table_has_one_row_per_run_and_the_variants():
     full = RunResult("cold", 1, [], 0, 90.0, "a.log", parse_timings(LOG_WITH_TIMINGS), 2, 8, 0.5)
     old = RunResult("warm", 1, [], 1, 40.0, None, LogTimings(warm_ups_s=[3.0], missing=["no log file"]), 0, 0)
     table = markdown_table([full, old]).splitlines()
-    assert table[2] == "| cold | 1 | 90.0 | 17.5 | 30.5 / 2.5 | 41.0 | 15.5 | 2 | 0.5 |"
-    assert table[3] == "| warm (exit 1) | 1 | 40.0 | - | 3.0 | - | - | 0 | - |"
+    assert table[2] == "| cold | 1 | 90.0 | 17.5 | 30.5 / 2.5 | 41.0 | 15.5 | 2 | 0.5 | - |"
+    assert table[3] == "| warm (exit 1) | 1 | 40.0 | - | 3.0 | - | - | 0 | - | - |"
     assert sum(line.startswith("| cold | gauss_attn") or line.startswith("| cold | quant_attn") for line in table) == 2
     assert table[-1] == "note: no log file"
 
@@ -72,3 +73,14 @@ def test_arguments_after_the_separator_go_to_the_launch():
         parse_args(["--runs", "hot", "--", "--config", "dreams_it"])
     with pytest.raises(SystemExit):
         parse_args(["--gpus", "1"])
+
+
+def test_each_later_run_counts_the_records_with_the_first_runs_text(tmp_path):
+    write(tmp_path / "cold", [record("sea", "waves"), record("house", "a house"), record("dog", "a dog")])
+    write(tmp_path / "warm", [record("sea", "waves", duration=9.0), record("house", "a hut"), record("dog", "a dog")])
+    write(tmp_path / "again", [record("sea", "waves"), record("house", "a house")])  # cut short: one record missing
+    runs = [RunResult(name, 1, [], 0, 1.0, None, LogTimings(), results_dir=str(tmp_path / name))
+            for name in ("cold", "warm", "again")]
+    mark_same_text(runs)
+    assert [run.same_text for run in runs] == [None, "2/3", "2/2"]
+    assert markdown_table(runs).splitlines()[3].endswith("| 2/3 |")

@@ -1,0 +1,77 @@
+"""Two runs' outputs, record by record: are the generations the same? Plain Python (no torch), for scripts and
+the sweep benchmark.
+
+Records are matched by their key (group, method, level, repetition, prompt, model, settings: degrader/run/keys.py),
+so a record made with other settings is another record, not a different output. Only `output` decides whether two
+records are equal; times, actors and memory legitimately differ between runs. The batch shape a record was decoded
+in (`batch_size_effective` prompts, `reps_in_batch` units) is counted separately: on a GPU another shape is another
+kernel and can change the text, on the CPU it must not (tests/actors/test_run.py).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from degrader.run.keys import record_key
+from degrader.run.store import read_records
+
+SHAPE_FIELDS = ("batch_size_effective", "reps_in_batch")
+
+
+@dataclass(frozen=True)
+class OutputComparison:
+    """One output file of two runs: its records matched by key, and how many of the matched ones differ."""
+
+    name: str
+    only_first: int  # records whose key only the first run has
+    only_second: int
+    matched: int  # records whose key both runs have
+    outputs_differ: int  # matched records whose generated text differs
+    shapes_differ: int  # matched records decoded in another batch shape (prompts or units per batch)
+    shapes_and_outputs_differ: int
+    divergence: tuple[int, ...] = ()  # per differing output: characters before the first difference
+
+    @property
+    def identical(self) -> bool:
+        """The same records, with the same generated text."""
+        return not (self.only_first or self.only_second or self.outputs_differ)
+
+    def line(self) -> str:
+        """One line for people: counts, then where the differing texts part."""
+        text = (f"{self.name}: {self.matched} records in both, outputs differ in {self.outputs_differ} "
+                f"(batch shapes differ in {self.shapes_differ}, both in {self.shapes_and_outputs_differ})")
+        if self.only_first or self.only_second:
+            text += f"; only in the first run {self.only_first}, only in the second {self.only_second}"
+        if self.divergence:
+            quartiles = statistics.quantiles(self.divergence, n=4) if len(self.divergence) > 1 else self.divergence * 3
+            text += (f"; the texts part after {min(self.divergence)}-{max(self.divergence)} characters "
+                     f"(median {statistics.median(self.divergence):g}, quartiles {quartiles[0]:g}-{quartiles[2]:g})")
+        return text
+
+
+def compare_outputs(first: Path, second: Path) -> list[OutputComparison]:
+    """Every output file (outputs_*.json, with its journal) of either results folder, compared record by record;
+    a file only one folder has counts all its records as only there."""
+    names = sorted({path.name for folder in (first, second) for path in Path(folder).glob("outputs_*.json")})
+    return [compare_records(name, _records(Path(first) / name), _records(Path(second) / name)) for name in names]
+
+
+def compare_records(name: str, first: dict[str, dict], second: dict[str, dict]) -> OutputComparison:
+    """Records by key of two runs of one output (see `compare_outputs`)."""
+    matched = sorted(first.keys() & second.keys())
+    differ = [key for key in matched if first[key]["output"] != second[key]["output"]]
+    shapes = {key for key in matched if _shape(first[key]) != _shape(second[key])}
+    return OutputComparison(name, len(first.keys() - second.keys()), len(second.keys() - first.keys()), len(matched),
+                            len(differ), len(shapes), sum(key in shapes for key in differ),
+                            tuple(len(os.path.commonprefix([first[k]["output"], second[k]["output"]])) for k in differ))
+
+
+def _records(path: Path) -> dict[str, dict]:
+    return {record_key(record): record for record in read_records(path)}  # none where neither file nor journal is
+
+
+def _shape(record: dict) -> tuple:
+    return tuple(record.get(field) for field in SHAPE_FIELDS)

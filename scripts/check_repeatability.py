@@ -1,0 +1,80 @@
+"""One process of an actor's decode path, without Ray, whose records another process should repeat exactly.
+
+    python scripts/check_repeatability.py --out /tmp/rep/1 --set n_rep=2      # then again with --out /tmp/rep/2
+    python scripts/compare_runs.py /tmp/rep/1 /tmp/rep/2                      # 0: the same texts, 1: not
+
+The process does what a ModelActor does for a variant (degrader/run/worker.py): load the model, keep its decode
+steps in the model's compile cache (saved by the first process, loaded by the next; --no-steps: compiled in each
+process, never saved), warm up for the batch, run the units with their lesions, and writes the records as an output
+file in --out. Two GPU launches of one sweep have given different texts with the same batch shapes
+(docs/performance.md, "Records across launches"); running this in two processes with and without --no-steps,
+and with --set units_per_batch=1 (the per-unit path), tells which part of the path does it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from configs.experiments import apply_overrides, get_config  # noqa: E402
+from degrader.decoding.compile_cache import use_model_compile_cache  # noqa: E402
+from degrader.files import atomic_write  # noqa: E402
+from degrader.run.plan import missing_units, output_path  # noqa: E402
+from degrader.run.worker import ModelWorker  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The variant (a config and --set assignments), the device, where the records go."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--config", default="dreams_it", help="experiment config")
+    parser.add_argument("--model", default="random:gemma-3-4b-it", help="model spec (embedded on a CPU machine)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="config overrides")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--no-steps", action="store_true", help="compile the decode step in this process, unsaved")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the output file (a new one per process)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every unit of the variant in this process and write its records; prints where the time went."""
+    args = parse_args(argv)
+    try:  # before any model loads: an unknown config or a bad --set is one line
+        config = apply_overrides(get_config(args.config), [f"model_name={args.model}", *args.set])
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    path = output_path(config, args.out)
+    if path.exists():
+        print(f"error: {path} exists: give each process its own --out folder", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    worker = ModelWorker(config, torch.device(args.device), "check_repeatability")
+    worker.load()
+    if not args.no_steps:
+        worker.keep_steps_in(use_model_compile_cache(worker.loaded).directory)
+    units = missing_units(config, set())
+    loaded_s = time.perf_counter() - started
+    worker.warm_up(len(units))
+    warm_s = time.perf_counter() - started - loaded_s
+    records: list[dict] = []
+    worker.run_units(units, records.extend)
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda handle: json.dump(records, handle))
+    steps = "saved or loaded" if worker.compiles else ("not compiled" if not worker.static else "compiled unsaved")
+    print(f"{len(records)} records of {len(units)} units ({worker.units_per_batch} per batch, decode steps {steps}) "
+          f"in {path}; load {loaded_s:.1f}s, warm-up {warm_s:.1f}s, "
+          f"units {time.perf_counter() - started - loaded_s - warm_s:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
