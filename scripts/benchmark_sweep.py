@@ -65,7 +65,7 @@ class RunResult:
     tokens: int = 0
     tokens_per_s: float | None = None
     results_dir: str | None = None
-    same_text: str | None = None  # "equal/matched": records whose generated text is the first run's (same key)
+    same_text: str | None = None  # "same/first": the first run's records this one has with the same text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -172,14 +172,23 @@ def count_records(result: RunResult, results_dir: Path) -> None:
 
 
 def mark_same_text(results: list[RunResult]) -> None:
-    """Each run after the first: how many of its records have the first run's generated text (records matched by
-    key, degrader/run/compare.py). The same command twice should give the same records; on a GPU it has not."""
+    """Each run after the first: how many of the first run's records it has with the same generated text (records
+    matched by key, degrader/run/compare.py), and how many it lacks or has beyond them. The same command twice
+    should give the same records; on a GPU it has not (docs/performance.md, "Records across launches")."""
     from degrader.run.compare import compare_outputs
+    from degrader.run.store import CorruptOutputError
 
     for result in results[1:]:
-        comparisons = compare_outputs(Path(results[0].results_dir), Path(result.results_dir))
-        matched = sum(c.matched for c in comparisons)
-        result.same_text = f"{matched - sum(c.outputs_differ for c in comparisons)}/{matched}"
+        try:
+            comparisons = compare_outputs(Path(results[0].results_dir), Path(result.results_dir))
+        except CorruptOutputError as error:  # the timings still get their table
+            result.timings.missing.append(f"records not compared: {error}")
+            continue
+        first = sum(c.matched + c.only_first for c in comparisons)
+        same = sum(c.matched - c.outputs_differ for c in comparisons)
+        missing, extra = sum(c.only_first for c in comparisons), sum(c.only_second for c in comparisons)
+        result.same_text = f"{same}/{first}" + (f", {missing} missing" if missing else "") + (
+            f", {extra} not in the first" if extra else "")
 
 
 def _record_span(records: list[dict]) -> float | None:

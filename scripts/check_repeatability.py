@@ -6,7 +6,8 @@
 The process does what a ModelActor does for a variant (degrader/run/worker.py): load the model, keep its decode
 steps in the model's compile cache (saved by the first process, loaded by the next; --no-steps: compiled in each
 process, never saved), warm up for the batch, run the units with their lesions, and writes the records as an output
-file in --out. Two GPU launches of one sweep have given different texts with the same batch shapes
+file in --out (written here, not through the results writer: a scratch folder per process, never a results
+folder a launch resumes). Two GPU launches of one sweep have given different texts with the same batch shapes
 (docs/performance.md, "Records across launches"); running this in two processes with and without --no-steps,
 and with --set units_per_batch=1 (the per-unit path), tells which part of the path does it.
 """
@@ -39,7 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default="random:gemma-3-4b-it", help="model spec (embedded on a CPU machine)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="config overrides")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--no-steps", action="store_true", help="compile the decode step in this process, unsaved")
+    parser.add_argument("--no-steps", action="store_true",
+                        help="compile the decode step in this process (the compile caches as an actor has them), "
+                             "without saving or loading the step")
     parser.add_argument("--out", type=Path, required=True, help="folder for the output file (a new one per process)")
     return parser.parse_args(argv)
 
@@ -56,18 +59,19 @@ def main(argv: list[str] | None = None) -> int:
     if path.exists():
         print(f"error: {path} exists: give each process its own --out folder", file=sys.stderr)
         return 2
+    args.out.mkdir(parents=True, exist_ok=True)  # a folder that cannot be made fails now, not after the units
     started = time.perf_counter()
     worker = ModelWorker(config, torch.device(args.device), "check_repeatability")
     worker.load()
+    compile_cache = use_model_compile_cache(worker.loaded)  # as ModelActor.load: before the first compile
     if not args.no_steps:
-        worker.keep_steps_in(use_model_compile_cache(worker.loaded).directory)
+        worker.keep_steps_in(compile_cache.directory)
     units = missing_units(config, set())
     loaded_s = time.perf_counter() - started
     worker.warm_up(len(units))
     warm_s = time.perf_counter() - started - loaded_s
     records: list[dict] = []
     worker.run_units(units, records.extend)
-    args.out.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda handle: json.dump(records, handle))
     steps = "saved or loaded" if worker.compiles else ("not compiled" if not worker.static else "compiled unsaved")
     print(f"{len(records)} records of {len(units)} units ({worker.units_per_batch} per batch, decode steps {steps}) "

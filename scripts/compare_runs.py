@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if not comparisons:
-        print(f"error: no outputs_*.json in {args.first} or {args.second}", file=sys.stderr)
+        print(f"error: no outputs_*.json in {args.first} or {args.second}: give the --results-dir folders of two "
+              "launches", file=sys.stderr)
         return 2
     for comparison in comparisons:
         print(comparison.line())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -46,3 +47,24 @@ def interpreted_outputs(script: str, path: Path, timeout: int) -> dict:
                            timeout=timeout)
     assert child.returncode == 0, child.stderr[-4000:]
     return torch.load(path)
+
+
+OUTPUT_NAME = "outputs_mult_gauss_embedded-gemma-3-270m_2025_05_20_dreams.json"
+
+
+def record(prompt: str, output: str, level: float = 0.5, settings: str = "abc123", **fields) -> dict:
+    """A record as the results writer stores it, with only the fields that tell records apart and compare them."""
+    return {"param_group_name": "attn_only", "degradation_method": "mult_gauss", "level_value": level,
+            "repeat_index": 0, "prompt_text": prompt, "model_name": "embedded:gemma-3-270m", "settings_hash": settings,
+            "output": output, "timestamp": "2026-11-28T10:00:00.000Z", "duration": 1.0, "actor": "ModelActor:cpu0",
+            "batch_size_effective": 2, "reps_in_batch": 1, **fields}
+
+
+def write_output(folder: Path, records: list[dict] | None, journal: list[dict] = (), name: str = OUTPUT_NAME) -> Path:
+    """An output file (None: none) and its journal in `folder`, as the results writer leaves them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if records is not None:
+        (folder / name).write_text(json.dumps(records))
+    if journal:
+        (folder / f"{name}.journal").write_text("".join(json.dumps(r) + "\n" for r in journal))
+    return folder / name

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from degrader.run.keys import record_key
-from degrader.run.store import read_records
+from degrader.run.store import CorruptOutputError, journal_path, read_records
 
 SHAPE_FIELDS = ("batch_size_effective", "reps_in_batch")
 
@@ -53,10 +53,23 @@ class OutputComparison:
 
 
 def compare_outputs(first: Path, second: Path) -> list[OutputComparison]:
-    """Every output file (outputs_*.json, with its journal) of either results folder, compared record by record;
-    a file only one folder has counts all its records as only there."""
-    names = sorted({path.name for folder in (first, second) for path in Path(folder).glob("outputs_*.json")})
+    """Every output (outputs_*.json and its journal, or a journal alone) of either results folder, compared record
+    by record; an output only one folder has counts all its records as only there. Raises CorruptOutputError for
+    a file that is not a degrader output."""
+    names = sorted(output_names(Path(first)) | output_names(Path(second)))
     return [compare_records(name, _records(Path(first) / name), _records(Path(second) / name)) for name in names]
+
+
+def output_names(folder: Path) -> set[str]:
+    """The outputs in a results folder, also one that has only its journal (a run stopped before its first
+    compaction); not what the store keeps aside (`<stem>.conflicts.json`, `<stem>.replaced-<time>.json`)."""
+    journals = {path.name.removesuffix(".journal") for path in folder.glob("outputs_*.json.journal")}
+    names = {path.name for path in folder.glob("outputs_*.json")} | journals
+    return {name for name in names if not _kept_aside(name.removesuffix(".json"))}
+
+
+def _kept_aside(stem: str) -> bool:
+    return stem.endswith(".conflicts") or ".replaced-" in stem
 
 
 def compare_records(name: str, first: dict[str, dict], second: dict[str, dict]) -> OutputComparison:
@@ -70,7 +83,20 @@ def compare_records(name: str, first: dict[str, dict], second: dict[str, dict]) 
 
 
 def _records(path: Path) -> dict[str, dict]:
-    return {record_key(record): record for record in read_records(path)}  # none where neither file nor journal is
+    """Records by key (none where neither the file nor its journal is); the first of a repeated key, as the
+    store keeps it (it moves the others aside when it opens the output)."""
+    try:
+        records = read_records(path)
+    except (UnicodeDecodeError, OSError) as error:
+        raise CorruptOutputError(f"{path} (or {journal_path(path).name}) cannot be read: {error}") from None
+    by_key: dict[str, dict] = {}
+    for index, record in enumerate(records):
+        try:
+            by_key.setdefault(record_key(record), record)
+        except (KeyError, TypeError) as error:  # a field missing, or not a record (a list, a number)
+            raise CorruptOutputError(f"{path}, record {index} is not a degrader record ({type(error).__name__}: "
+                                     f"{error}): give the --results-dir folder of a launch") from None
+    return by_key
 
 
 def _shape(record: dict) -> tuple:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scripts.benchmark_sweep import LogTimings, RunResult, mark_same_text, markdown_table, parse_args, parse_timings
-from tests.degrader.run.test_compare import record, write
+from tests.conftest import OUTPUT_NAME, record, write_output
 
 LOG_WITH_TIMINGS = """\
 10:00:00 INFO [driver] log file logs/sweep_gauss_attn_embedded-gemma-3-270m_20261127_100000.log
@@ -76,11 +76,23 @@ def test_arguments_after_the_separator_go_to_the_launch():
 
 
 def test_each_later_run_counts_the_records_with_the_first_runs_text(tmp_path):
-    write(tmp_path / "cold", [record("sea", "waves"), record("house", "a house"), record("dog", "a dog")])
-    write(tmp_path / "warm", [record("sea", "waves", duration=9.0), record("house", "a hut"), record("dog", "a dog")])
-    write(tmp_path / "again", [record("sea", "waves"), record("house", "a house")])  # cut short: one record missing
+    cold = [record("sea", "waves"), record("house", "a house"), record("dog", "a dog")]
+    write_output(tmp_path / "cold", cold)
+    write_output(tmp_path / "warm", [record("sea", "waves", duration=9.0), record("house", "a hut"), cold[2]])
+    write_output(tmp_path / "again", cold[:2])  # cut short: one record missing
     runs = [RunResult(name, 1, [], 0, 1.0, None, LogTimings(), results_dir=str(tmp_path / name))
             for name in ("cold", "warm", "again")]
     mark_same_text(runs)
-    assert [run.same_text for run in runs] == [None, "2/3", "2/2"]
+    assert [run.same_text for run in runs] == [None, "2/3", "2/3, 1 missing"]  # a run cut short is not the same
     assert markdown_table(runs).splitlines()[3].endswith("| 2/3 |")
+
+
+def test_unreadable_records_leave_the_timings_table(tmp_path):
+    write_output(tmp_path / "cold", [record("sea", "waves")])
+    (tmp_path / "warm").mkdir()
+    (tmp_path / "warm" / OUTPUT_NAME).write_text('[{"output": "wav')  # a run killed mid-write by hand, say
+    runs = [RunResult(name, 1, [], 0, 1.0, None, LogTimings(), results_dir=str(tmp_path / name))
+            for name in ("cold", "warm")]
+    mark_same_text(runs)
+    table = markdown_table(runs)
+    assert runs[1].same_text is None and "note: records not compared:" in table and "not valid JSON" in table

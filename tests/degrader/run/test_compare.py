@@ -3,44 +3,26 @@ real launches compared in tests/actors/test_run.py, the script as a real process
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import pytest
 
 from degrader.run.compare import compare_outputs
-from degrader.run.store import journal_path
-from tests.conftest import ROOT
-
-NAME = "outputs_mult_gauss_embedded-gemma-3-270m_2025_05_20_dreams.json"
-
-
-def record(prompt: str, output: str, level: float = 0.5, settings: str = "abc123", **fields) -> dict:
-    return {"param_group_name": "attn_only", "degradation_method": "mult_gauss", "level_value": level,
-            "repeat_index": 0, "prompt_text": prompt, "model_name": "embedded:gemma-3-270m", "settings_hash": settings,
-            "output": output, "timestamp": "2026-11-28T10:00:00.000Z", "duration": 1.0, "actor": "ModelActor:cpu0",
-            "batch_size_effective": 2, "reps_in_batch": 1, **fields}
-
-
-def write(folder, records, journal=()):
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / NAME).write_text(json.dumps(records))
-    if journal:
-        journal_path(folder / NAME).write_text("".join(json.dumps(r) + "\n" for r in journal))
+from tests.conftest import OUTPUT_NAME, ROOT, record, write_output
 
 
 def test_hand_worked_example(tmp_path):
     # a: four records; b: the same text in another process (times, actor differ), a text that parts after
     # "I was in " (9 characters, the space counts), the same text in another batch shape, and one record only each
     # run has (b's was made with other settings: another record, not another text)
-    write(tmp_path / "a", [record("sea", "I dreamt of waves."), record("house", "I was in a house."),
-                           record("dog", "A dog ran."), record("fire", "It burned.")])
-    write(tmp_path / "b", [record("sea", "I dreamt of waves.", timestamp="2026-11-29T09:00:00.000Z", duration=7.5,
-                                  actor="ModelActor:gpu3"),
-                           record("house", "I was in the garden."),
-                           record("dog", "A dog ran.", batch_size_effective=38, reps_in_batch=43),
-                           record("fire", "It burned.", settings="def456")])
+    write_output(tmp_path / "a", [record("sea", "I dreamt of waves."), record("house", "I was in a house."),
+                                  record("dog", "A dog ran."), record("fire", "It burned.")])
+    elsewhere = {"timestamp": "2026-11-29T09:00:00.000Z", "duration": 7.5, "actor": "ModelActor:gpu3"}
+    write_output(tmp_path / "b", [record("sea", "I dreamt of waves.", **elsewhere),
+                                  record("house", "I was in the garden."),
+                                  record("dog", "A dog ran.", batch_size_effective=38, reps_in_batch=43),
+                                  record("fire", "It burned.", settings="def456")])
     [comparison] = compare_outputs(tmp_path / "a", tmp_path / "b")
     assert (comparison.matched, comparison.outputs_differ, comparison.shapes_differ) == (3, 1, 1)
     assert (comparison.shapes_and_outputs_differ, comparison.only_first, comparison.only_second) == (0, 1, 1)
@@ -51,26 +33,44 @@ def test_hand_worked_example(tmp_path):
 
 
 def test_echoes_and_whitespace_are_different_texts(tmp_path):
-    write(tmp_path / "a", [record("sea", "waves"), record("house", "a house"), record("dog", "")])
-    write(tmp_path / "b", [record("sea", "waves "), record("house", "a house a house"), record("dog", " ")])
+    write_output(tmp_path / "a", [record("sea", "waves"), record("house", "a house"), record("dog", "")])
+    write_output(tmp_path / "b", [record("sea", "waves "), record("house", "a house a house"), record("dog", " ")])
     [comparison] = compare_outputs(tmp_path / "a", tmp_path / "b")
     assert comparison.outputs_differ == 3 and sorted(comparison.divergence) == [0, 5, 7]
 
 
 def test_a_run_in_progress_counts_its_journal(tmp_path):
     records = [record("sea", "waves"), record("house", "a house")]
-    write(tmp_path / "a", records)
-    write(tmp_path / "b", records[:1], journal=records[1:])
+    write_output(tmp_path / "a", records)
+    write_output(tmp_path / "b", records[:1], journal=records[1:])
     [comparison] = compare_outputs(tmp_path / "a", tmp_path / "b")
     assert comparison.identical and comparison.matched == 2
 
 
 def test_an_output_only_one_run_has_is_all_missing_from_the_other(tmp_path):
-    write(tmp_path / "a", [record("sea", "waves"), record("house", "a house")])
+    write_output(tmp_path / "a", [record("sea", "waves"), record("house", "a house")])
     (tmp_path / "b").mkdir()
     [comparison] = compare_outputs(tmp_path / "a", tmp_path / "b")
     assert (comparison.only_first, comparison.only_second, comparison.matched) == (2, 0, 0)
     assert not comparison.identical
+
+
+def test_journal_only_outputs_count_and_files_kept_aside_do_not(tmp_path):
+    records = [record("sea", "waves"), record("house", "a house")]
+    for run in ("a", "b"):  # both runs stopped before their first compaction: journals only
+        write_output(tmp_path / run, None, journal=records)
+    # what --force and the store's conflict check leave beside an output: not outputs to compare
+    write_output(tmp_path / "a", [record("sea", "old waves")], name=OUTPUT_NAME.replace(".json", ".replaced-1.json"))
+    write_output(tmp_path / "b", [record("sea", "other")], name=OUTPUT_NAME.replace(".json", ".conflicts.json"))
+    [comparison] = compare_outputs(tmp_path / "a", tmp_path / "b")
+    assert comparison.name == OUTPUT_NAME and comparison.identical and comparison.matched == 2
+
+
+def test_a_repeated_key_keeps_its_first_record_as_the_store_does(tmp_path):
+    write_output(tmp_path / "a", [record("sea", "waves")])
+    write_output(tmp_path / "b", [record("sea", "waves")], journal=[record("sea", "WAVES")])
+    [comparison] = compare_outputs(tmp_path / "a", tmp_path / "b")
+    assert comparison.identical
 
 
 def run_script(*args):
@@ -79,9 +79,9 @@ def run_script(*args):
 
 
 def test_the_script_exits_like_diff(tmp_path):
-    write(tmp_path / "a", [record("sea", "waves")])
-    write(tmp_path / "same", [record("sea", "waves", duration=3.0)])
-    write(tmp_path / "other", [record("sea", "wives")])
+    write_output(tmp_path / "a", [record("sea", "waves")])
+    write_output(tmp_path / "same", [record("sea", "waves", duration=3.0)])
+    write_output(tmp_path / "other", [record("sea", "wives")])
     same = run_script(tmp_path / "a", tmp_path / "same")
     assert same.returncode == 0 and "1 of 1 outputs identical" in same.stdout
     other = run_script(tmp_path / "a", tmp_path / "other")
@@ -89,17 +89,23 @@ def test_the_script_exits_like_diff(tmp_path):
     assert "0 of 1 outputs identical" in other.stdout
 
 
-@pytest.mark.parametrize("bad", ["missing", "corrupt", "empty"])
+@pytest.mark.parametrize("bad", ["missing", "corrupt", "empty", "not a record", "not utf-8"])
 def test_the_script_refuses_bad_input_and_leaves_files_untouched(tmp_path, bad):
-    write(tmp_path / "a", [record("sea", "waves")])
+    write_output(tmp_path / "a", [record("sea", "waves")])
     second = tmp_path / "b"
     second.mkdir()
     if bad == "corrupt":
-        (second / NAME).write_text('[{"output": "wav')
+        (second / OUTPUT_NAME).write_text('[{"output": "wav')
     if bad == "empty":
-        (tmp_path / "a" / NAME).unlink()
-    before = {path: path.read_bytes() for path in tmp_path.rglob("*.json")}
+        (tmp_path / "a" / OUTPUT_NAME).unlink()
+    if bad == "not a record":
+        (second / OUTPUT_NAME).write_text('[{"output": "waves"}]')
+    if bad == "not utf-8":
+        (second / f"{OUTPUT_NAME}.journal").write_bytes(b'{"output": "\xff"}\n')
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
     result = run_script(tmp_path / "a", tmp_path / "missing" if bad == "missing" else second)
     assert result.returncode == 2 and result.stdout == ""
-    assert {"missing": "is not a folder", "corrupt": "not valid JSON", "empty": "no outputs_"}[bad] in result.stderr
-    assert {path: path.read_bytes() for path in tmp_path.rglob("*.json")} == before
+    assert {"missing": "is not a folder", "corrupt": "not valid JSON", "empty": "no outputs_",
+            "not a record": "is not a degrader record", "not utf-8": "cannot be read"}[bad] in result.stderr
+    assert "Traceback" not in result.stderr
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
