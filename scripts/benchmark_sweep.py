@@ -161,10 +161,17 @@ def run_launch(run: str, index: int, args: argparse.Namespace, work_dir: Path) -
 
 
 def count_records(result: RunResult, results_dir: Path) -> None:
-    """Records and tokens in the run's outputs; tokens/s over generation time (the timings, else record spans)."""
-    from degrader.run.store import read_records
+    """Records and tokens in the run's outputs (as degrader/run/compare.py finds them: journals too, not what the
+    store keeps aside); tokens/s over generation time (the timings, else record spans)."""
+    from degrader.run.compare import output_names
+    from degrader.run.store import CorruptOutputError, read_records
 
-    records = [r for path in sorted(results_dir.rglob("outputs_*.json")) for r in read_records(path)]
+    try:
+        names = sorted(output_names(results_dir)) if results_dir.is_dir() else []
+        records = [r for name in names for r in read_records(results_dir / name)]
+    except CorruptOutputError as error:  # the timings still get their table
+        result.timings.missing.append(f"records not counted: {error}")
+        return
     result.records = len(records)
     result.tokens = sum(int(r.get("tokens") or 0) for r in records)
     generation_s = sum(v.get("generation_s") or 0 for v in result.timings.variants) or _record_span(records)
@@ -185,6 +192,8 @@ def mark_same_text(results: list[RunResult]) -> None:
             result.timings.missing.append(f"records not compared: {error}")
             continue
         first = sum(c.matched + c.only_first for c in comparisons)
+        if not first:  # the first run wrote nothing: nothing to be the same as
+            continue
         same = sum(c.matched - c.outputs_differ for c in comparisons)
         missing, extra = sum(c.only_first for c in comparisons), sum(c.only_second for c in comparisons)
         result.same_text = f"{same}/{first}" + (f", {missing} missing" if missing else "") + (

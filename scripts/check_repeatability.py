@@ -59,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     if path.exists():
         print(f"error: {path} exists: give each process its own --out folder", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)  # a folder that cannot be made fails now, not after the units
+    try:  # a folder that cannot be made fails now, not after the units
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f"error: --out {args.out}: {error.strerror}: give a folder this process can create", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     worker = ModelWorker(config, torch.device(args.device), "check_repeatability")
     worker.load()

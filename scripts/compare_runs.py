@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {folder} is not a folder: give two results folders (--results-dir of two launches)",
                   file=sys.stderr)
             return 2
+    if args.first.resolve() == args.second.resolve():
+        print(f"error: {args.first} is given twice: give the results folders of two launches", file=sys.stderr)
+        return 2
     try:
         comparisons = compare_outputs(args.first, args.second)
     except CorruptOutputError as error:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from degrader.run.keys import record_key
-from degrader.run.store import CorruptOutputError, journal_path, read_records
+from degrader.run.store import CorruptOutputError, journal_path, kept_aside, read_records
 
 SHAPE_FIELDS = ("batch_size_effective", "reps_in_batch")
 
@@ -46,7 +46,8 @@ class OutputComparison:
         if self.only_first or self.only_second:
             text += f"; only in the first run {self.only_first}, only in the second {self.only_second}"
         if self.divergence:
-            quartiles = statistics.quantiles(self.divergence, n=4) if len(self.divergence) > 1 else self.divergence * 3
+            quartiles = (statistics.quantiles(self.divergence, n=4, method="inclusive") if len(self.divergence) > 1
+                         else self.divergence * 3)  # inclusive: within min-max, also for two values
             text += (f"; the texts part after {min(self.divergence)}-{max(self.divergence)} characters "
                      f"(median {statistics.median(self.divergence):g}, quartiles {quartiles[0]:g}-{quartiles[2]:g})")
         return text
@@ -65,11 +66,7 @@ def output_names(folder: Path) -> set[str]:
     compaction); not what the store keeps aside (`<stem>.conflicts.json`, `<stem>.replaced-<time>.json`)."""
     journals = {path.name.removesuffix(".journal") for path in folder.glob("outputs_*.json.journal")}
     names = {path.name for path in folder.glob("outputs_*.json")} | journals
-    return {name for name in names if not _kept_aside(name.removesuffix(".json"))}
-
-
-def _kept_aside(stem: str) -> bool:
-    return stem.endswith(".conflicts") or ".replaced-" in stem
+    return {name for name in names if not kept_aside(name.removesuffix(".json"))}
 
 
 def compare_records(name: str, first: dict[str, dict], second: dict[str, dict]) -> OutputComparison:
@@ -92,10 +89,13 @@ def _records(path: Path) -> dict[str, dict]:
     by_key: dict[str, dict] = {}
     for index, record in enumerate(records):
         try:
-            by_key.setdefault(record_key(record), record)
-        except (KeyError, TypeError) as error:  # a field missing, or not a record (a list, a number)
+            key = record_key(record)
+            if not isinstance(record["output"], str):
+                raise TypeError(f"output is {type(record['output']).__name__}, not text")
+        except (KeyError, TypeError, ValueError) as error:  # a field missing, not a record, a level not a number
             raise CorruptOutputError(f"{path}, record {index} is not a degrader record ({type(error).__name__}: "
                                      f"{error}): give the --results-dir folder of a launch") from None
+        by_key.setdefault(key, record)
     return by_key
 
 

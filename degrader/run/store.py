@@ -21,6 +21,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -28,6 +29,10 @@ from typing import Callable, Iterable
 
 from degrader.files import atomic_write, fsync_directory
 from degrader.run.legacy import normalise
+
+CONFLICTS = ".conflicts"  # <output stem>.conflicts.json: records whose key repeats a kept one's with other content
+REPLACED, REPLACED_STAMP = ".replaced-", "%Y%m%d_%H%M%S"  # --force: <output stem>.replaced-<stamp>.json (+ journal)
+REPLACED_PATTERN = r"\.replaced-\d{8}_\d{6}$"  # REPLACED and a REPLACED_STAMP, at the end of a stem
 
 logger = logging.getLogger(__name__)
 Record = dict
@@ -65,7 +70,7 @@ class ResultStore:
                  force: bool = False, owner: str | None = None):
         self.path = Path(path)
         self.journal = journal_path(self.path)
-        self.conflicts_path = self.path.with_name(f"{self.path.stem}.conflicts.json")
+        self.conflicts_path = self.path.with_name(f"{self.path.stem}{CONFLICTS}.json")
         self.key_fn, self.flush_every, self.compact_every_s = key_fn, flush_every, compact_every_s
         self._lock = _acquire_lock(self.path.with_name(self.path.name + ".lock"), owner)
         self.records: list[Record] = []
@@ -86,11 +91,11 @@ class ResultStore:
 
     def _move_aside(self) -> list[Path]:
         """--force: keep the old output and journal under a new name, never delete them."""
-        stamp = time.strftime("%Y%m%d_%H%M%S")
+        stamp = time.strftime(REPLACED_STAMP)
         moved = []
         for old in (self.path, self.journal):
             if old.exists():
-                new = old.with_name(f"{self.path.stem}.replaced-{stamp}{old.name[len(self.path.stem):]}")
+                new = old.with_name(f"{self.path.stem}{REPLACED}{stamp}{old.name[len(self.path.stem):]}")
                 os.replace(old, new)
                 moved.append(new)
         return moved
@@ -236,9 +241,19 @@ def _read_journal(path: Path) -> list[Record]:
     lines = text.split("\n")
     complete = lines[:-1]  # a last line without "\n" was cut by a crash before its fsync returned
     try:
-        return [json.loads(line) for line in complete if line]
+        records = [json.loads(line) for line in complete if line]
     except json.JSONDecodeError as error:
         raise CorruptOutputError(f"journal {path} has a corrupt line ({error}); it was left untouched") from None
+    if not all(isinstance(r, dict) for r in records):
+        raise CorruptOutputError(f"journal {path} has a line that is not a record (a JSON object); it was left "
+                                 "untouched: move it aside or use --force")
+    return records
+
+
+def kept_aside(stem: str) -> bool:
+    """Whether a file named `stem`.json (or .json.journal) is what the store keeps beside an output, not one:
+    the records of a conflicting key (`<output>.conflicts`) or an output that --force replaced."""
+    return stem.endswith(CONFLICTS) or re.search(REPLACED_PATTERN, stem) is not None
 
 
 def _append_durably(path: Path, lines: str) -> None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.benchmark_sweep import LogTimings, RunResult, mark_same_text, markdown_table, parse_args, parse_timings
+from scripts.benchmark_sweep import (
+    LogTimings,
+    RunResult,
+    count_records,
+    mark_same_text,
+    markdown_table,
+    parse_args,
+    parse_timings,
+)
 from tests.conftest import OUTPUT_NAME, record, write_output
 
 LOG_WITH_TIMINGS = """\
@@ -96,3 +104,20 @@ def test_unreadable_records_leave_the_timings_table(tmp_path):
     mark_same_text(runs)
     table = markdown_table(runs)
     assert runs[1].same_text is None and "note: records not compared:" in table and "not valid JSON" in table
+    count_records(runs[1], tmp_path / "warm")  # as run_launch counts a run's records: a note, not a traceback
+    assert runs[1].records == 0 and any("records not counted" in note for note in runs[1].timings.missing)
+
+
+def test_runs_without_records_are_not_called_the_same(tmp_path):
+    runs = [RunResult(name, 1, [], 1, 1.0, None, LogTimings(), results_dir=str(tmp_path / name))
+            for name in ("cold", "warm")]  # both launches failed before writing anything
+    mark_same_text(runs)
+    assert runs[1].same_text is None and markdown_table(runs).splitlines()[3].endswith("| - |")
+
+
+def test_records_are_counted_as_the_comparison_finds_outputs(tmp_path):
+    write_output(tmp_path, None, journal=[record("sea", "waves")])  # stopped before its first compaction
+    write_output(tmp_path, [record("sea", "old")], name=OUTPUT_NAME.replace(".json", ".conflicts.json"))
+    result = RunResult("cold", 1, [], 0, 1.0, None, LogTimings())
+    count_records(result, tmp_path)
+    assert result.records == 1

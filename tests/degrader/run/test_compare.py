@@ -60,10 +60,16 @@ def test_journal_only_outputs_count_and_files_kept_aside_do_not(tmp_path):
     for run in ("a", "b"):  # both runs stopped before their first compaction: journals only
         write_output(tmp_path / run, None, journal=records)
     # what --force and the store's conflict check leave beside an output: not outputs to compare
-    write_output(tmp_path / "a", [record("sea", "old waves")], name=OUTPUT_NAME.replace(".json", ".replaced-1.json"))
+    replaced = OUTPUT_NAME.replace(".json", ".replaced-20261128_101500.json")
+    write_output(tmp_path / "a", [record("sea", "old waves")], journal=[record("dog", "a dog")], name=replaced)
     write_output(tmp_path / "b", [record("sea", "other")], name=OUTPUT_NAME.replace(".json", ".conflicts.json"))
-    [comparison] = compare_outputs(tmp_path / "a", tmp_path / "b")
-    assert comparison.name == OUTPUT_NAME and comparison.identical and comparison.matched == 2
+    # a name suffix may say "replaced" (free text): without --force's time stamp it is an output like any other
+    suffixed = OUTPUT_NAME.replace(".json", "_my.replaced-v2.json")
+    for run in ("a", "b"):
+        write_output(tmp_path / run, [record("sea", "waves")], name=suffixed)
+    comparisons = compare_outputs(tmp_path / "a", tmp_path / "b")
+    assert [c.name for c in comparisons] == [OUTPUT_NAME, suffixed]
+    assert all(c.identical for c in comparisons) and comparisons[0].matched == 2
 
 
 def test_a_repeated_key_keeps_its_first_record_as_the_store_does(tmp_path):
@@ -71,6 +77,14 @@ def test_a_repeated_key_keeps_its_first_record_as_the_store_does(tmp_path):
     write_output(tmp_path / "b", [record("sea", "waves")], journal=[record("sea", "WAVES")])
     [comparison] = compare_outputs(tmp_path / "a", tmp_path / "b")
     assert comparison.identical
+
+
+def test_two_differing_texts_give_quartiles_within_their_range(tmp_path):
+    write_output(tmp_path / "a", [record("sea", "waves"), record("dog", "a" * 100 + "b")])
+    write_output(tmp_path / "b", [record("sea", "other"), record("dog", "a" * 100 + "c")])
+    [comparison] = compare_outputs(tmp_path / "a", tmp_path / "b")
+    assert sorted(comparison.divergence) == [0, 100]
+    assert "after 0-100 characters (median 50, quartiles 25-75)" in comparison.line()
 
 
 def run_script(*args):
@@ -89,7 +103,8 @@ def test_the_script_exits_like_diff(tmp_path):
     assert "0 of 1 outputs identical" in other.stdout
 
 
-@pytest.mark.parametrize("bad", ["missing", "corrupt", "empty", "not a record", "not utf-8"])
+@pytest.mark.parametrize("bad", ["missing", "corrupt", "empty", "not a record", "not utf-8", "a number",
+                                 "level not a number", "no text", "twice"])
 def test_the_script_refuses_bad_input_and_leaves_files_untouched(tmp_path, bad):
     write_output(tmp_path / "a", [record("sea", "waves")])
     second = tmp_path / "b"
@@ -102,10 +117,19 @@ def test_the_script_refuses_bad_input_and_leaves_files_untouched(tmp_path, bad):
         (second / OUTPUT_NAME).write_text('[{"output": "waves"}]')
     if bad == "not utf-8":
         (second / f"{OUTPUT_NAME}.journal").write_bytes(b'{"output": "\xff"}\n')
+    if bad == "a number":  # a journal line that is JSON but not a record
+        (second / f"{OUTPUT_NAME}.journal").write_text("3\n")
+    if bad == "level not a number":
+        write_output(second, [record("sea", "waves", level="high")])
+    if bad == "no text":
+        write_output(second, [record("sea", None)])
     before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
-    result = run_script(tmp_path / "a", tmp_path / "missing" if bad == "missing" else second)
+    other = {"missing": tmp_path / "missing", "twice": tmp_path / "a" / ".." / "a"}.get(bad, second)
+    result = run_script(tmp_path / "a", other)
     assert result.returncode == 2 and result.stdout == ""
     assert {"missing": "is not a folder", "corrupt": "not valid JSON", "empty": "no outputs_",
-            "not a record": "is not a degrader record", "not utf-8": "cannot be read"}[bad] in result.stderr
+            "not a record": "is not a degrader record", "not utf-8": "cannot be read",
+            "a number": "not a record (a JSON object)", "level not a number": "is not a degrader record",
+            "no text": "output is NoneType, not text", "twice": "is given twice"}[bad] in result.stderr
     assert "Traceback" not in result.stderr
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
