@@ -8,7 +8,14 @@ import time
 
 import pytest
 
-from degrader.run.store import CorruptOutputError, OutputLockedError, ResultStore, closed_cleanly, read_records
+from degrader.run.store import (
+    CorruptOutputError,
+    OutputLockedError,
+    ResultStore,
+    closed_cleanly,
+    kept_aside,
+    read_records,
+)
 from tests.conftest import ROOT
 
 
@@ -72,12 +79,24 @@ def test_corrupt_output_is_refused_and_left_untouched(tmp_path, content):
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize("line", ["3", "[1, 2]", '"text"'])
+def test_a_journal_line_that_is_not_a_record_is_refused_and_left_untouched(tmp_path, line):
+    path = tmp_path / "out.json"
+    path.write_text(json.dumps([{"i": 0}]))
+    (tmp_path / "out.json.journal").write_text(f'{{"i": 1}}\n{line}\n')
+    before = {name: (tmp_path / name).read_bytes() for name in ("out.json", "out.json.journal")}
+    with pytest.raises(CorruptOutputError, match="not a record .* left untouched"):
+        ResultStore(path, key)
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+
+
 def test_force_moves_the_old_output_aside(tmp_path):
     path = tmp_path / "out.json"
     path.write_text(json.dumps([{"i": 0}]))
     store = ResultStore(path, key, force=True)
     assert store.keys == set() and len(store.moved_aside) == 1
     assert json.loads(store.moved_aside[0].read_text()) == [{"i": 0}]
+    assert kept_aside(store.moved_aside[0].name.removesuffix(".json"))  # what the run comparison leaves out
     store.close()
 
 
