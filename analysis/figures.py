@@ -144,7 +144,8 @@ def _task_effects(axes, levels: pd.DataFrame) -> None:
     axes.yaxis.set_major_formatter(lambda value, _: f"{value:g}")
     if len(levels):
         level_axis(axes, levels["degradation_method"].iloc[0])
-    axes.legend(fontsize=6, loc="upper left", ncol=2)
+    if axes.get_legend_handles_labels()[1]:  # no metric had an effect size to draw: no legend to show
+        axes.legend(fontsize=6, loc="upper left", ncol=2)
 
 
 def _geometric(cells: pd.DataFrame) -> bool:

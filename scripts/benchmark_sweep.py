@@ -11,7 +11,8 @@ cache (the converted embedded model), and TORCHINDUCTOR_CACHE_DIR / TRITON_CACHE
 folder too (what an actor uses before it keys its own folder). The run log's `timings {json}` lines (one per
 variant from the driver, a `total_s` one from the launcher) give the phases; without them only wall times,
 records and tokens/s are reported. Every run after the first is compared with it record by record: "same text as
-the first run" counts the records whose generated text is the same (scripts/compare_runs.py says more).
+the first run" counts the records whose generated text is the same, and each output that differs gets a line on
+stderr under the table (where its texts part; scripts/compare_runs.py compares any two results folders).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class RunResult:
     tokens_per_s: float | None = None
     results_dir: str | None = None
     same_text: str | None = None  # "same/first": the first run's records this one has with the same text
+    differences: list[str] = field(default_factory=list)  # per output that differs from the first run's: where
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -198,6 +200,7 @@ def mark_same_text(results: list[RunResult]) -> None:
         missing, extra = sum(c.only_first for c in comparisons), sum(c.only_second for c in comparisons)
         result.same_text = f"{same}/{first}" + (f", {missing} missing" if missing else "") + (
             f", {extra} not in the first" if extra else "")
+        result.differences = [c.line() for c in comparisons if not c.identical]
 
 
 def _record_span(records: list[dict]) -> float | None:
@@ -251,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     results = [run_launch(run, index, args, work_dir) for index, run in enumerate(args.runs)]
     mark_same_text(results)
     print(markdown_table(results))
+    for result in results[1:]:
+        for line in result.differences:
+            print(f"[{result.run}] against [{results[0].run}]: {line}", file=sys.stderr)
     print(f"\nlogs, results and the compile cache: {work_dir}", file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps({"work_dir": str(work_dir), "runs": [asdict(r) for r in results]}, indent=2))

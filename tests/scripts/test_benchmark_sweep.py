@@ -92,6 +92,9 @@ def test_each_later_run_counts_the_records_with_the_first_runs_text(tmp_path):
             for name in ("cold", "warm", "again")]
     mark_same_text(runs)
     assert [run.same_text for run in runs] == [None, "2/3", "2/3, 1 missing"]  # a run cut short is not the same
+    [difference] = runs[1].differences  # printed under the table: which output, where its texts part
+    assert difference.startswith(OUTPUT_NAME) and "outputs differ in 1" in difference
+    assert "after 3-3 characters" in difference  # "a house" and "a hut" share "a h"
     assert markdown_table(runs).splitlines()[3].endswith("| 2/3 |")
 
 

@@ -121,6 +121,7 @@ def test_dry_run_on_an_old_file_shows_what_is_missing(old_file, capsys):
     assert "in the file     4 records (4 of the original pipeline); 3 are of this plan, 1 of other" in out
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # matplotlib's "no artists with labels" for an empty legend
 def test_summarize_reads_an_old_file(old_file, tmp_path, capsys):
     from scripts.summarize import main
 
