@@ -169,7 +169,7 @@ def count_records(result: RunResult, results_dir: Path) -> None:
     from degrader.run.store import CorruptOutputError, read_records
 
     try:
-        names = sorted(output_names(results_dir)) if results_dir.is_dir() else []
+        names = sorted(output_names(results_dir))  # none in a folder the launch never made
         records = [r for name in names for r in read_records(results_dir / name)]
     except CorruptOutputError as error:  # the timings still get their table
         result.timings.missing.append(f"records not counted: {error}")

@@ -84,7 +84,7 @@ def _records(path: Path) -> dict[str, dict]:
     store keeps it (it moves the others aside when it opens the output)."""
     try:
         records = read_records(path)
-    except (UnicodeDecodeError, OSError) as error:
+    except OSError as error:  # e.g. a folder named like an output
         raise CorruptOutputError(f"{path} (or {journal_path(path).name}) cannot be read: {error}") from None
     by_key: dict[str, dict] = {}
     for index, record in enumerate(records):

@@ -237,7 +237,11 @@ def _read_output(path: Path) -> list[Record]:
 def _read_journal(path: Path) -> list[Record]:
     if not path.exists():
         return []
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise CorruptOutputError(f"journal {path} cannot be read as UTF-8 text ({error}); it was left untouched: "
+                                 "move it aside or use --force") from None
     lines = text.split("\n")
     complete = lines[:-1]  # a last line without "\n" was cut by a crash before its fsync returned
     try:

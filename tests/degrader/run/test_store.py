@@ -79,6 +79,14 @@ def test_corrupt_output_is_refused_and_left_untouched(tmp_path, content):
     assert path.read_bytes() == before
 
 
+def test_a_journal_that_is_not_utf8_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "out.json"
+    (tmp_path / "out.json.journal").write_bytes(b'{"i": "\xff"}\n')
+    with pytest.raises(CorruptOutputError, match="cannot be read as UTF-8 .* left untouched"):
+        ResultStore(path, key)
+    assert (tmp_path / "out.json.journal").read_bytes() == b'{"i": "\xff"}\n' and not path.exists()
+
+
 @pytest.mark.parametrize("line", ["3", "[1, 2]", '"text"'])
 def test_a_journal_line_that_is_not_a_record_is_refused_and_left_untouched(tmp_path, line):
     path = tmp_path / "out.json"
