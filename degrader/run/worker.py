@@ -18,6 +18,7 @@ import torch
 from degrader.decoding.edits import ModelEdits, prepare_for_decoding
 from degrader.decoding.fused import Fusion
 from degrader.decoding.generation import Generation, SamplingParams, generate, perplexities
+from degrader.decoding.repeatable import make_repeatable
 from degrader.decoding.static_decode import StaticDecoder, bucket
 from degrader.decoding.text_generator import TextGenerator
 from degrader.groups import resolve_group
@@ -72,6 +73,8 @@ class ModelWorker:
         """Load the model and prepare the config's variant; returns the model's description."""
         started = time.perf_counter()
         cfg = self.config
+        if self.device.type == "cuda":  # before the first GPU product; on the CPU records repeat without it
+            make_repeatable()  # (decoding/repeatable.py)
         self.loaded = load_model(cfg.model_name, cfg.dtype, self.device, cfg.load_in_4bit)
         self._edit_model()
         self.decoders = DecoderCache(self.loaded.model, self._release_compiled, self.steps)
