@@ -7,9 +7,10 @@ The process does what a ModelActor does for a variant (degrader/run/worker.py): 
 steps in the model's compile cache (saved by the first process, loaded by the next; --no-steps: compiled in each
 process, never saved), warm up for the batch, run the units with their lesions, and writes the records as an output
 file in --out (written here, not through the results writer: a scratch folder per process, never a results
-folder a launch resumes). Two GPU launches of one sweep have given different texts with the same batch shapes
-(docs/performance.md, "Records across launches"); running this in two processes with and without --no-steps,
-and with --set units_per_batch=1 (the per-unit path), tells which part of the path does it.
+folder a launch resumes). Two GPU processes gave different texts with the same batch shapes until the worker
+made them repeatable (degrader/decoding/repeatable.py; docs/performance.md, "Records across launches"): running
+this in two processes checks that they still do, for a model, a variant or a GPU (--no-steps: with the step
+compiled in each process; --set units_per_batch=1: the per-unit path).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Without them two processes that ran the same units with the same seeds and batch
 most records on an H200 (docs/performance.md, "Records across launches"): each process, compiling the decode step
 or loading it precompiled, took one of a few numerical variants, while runs within one process always repeated.
 Inductor's deterministic mode alone, with or without a fixed cuBLAS workspace, did not make them repeat;
-`torch.use_deterministic_algorithms` with NVIDIA's reproducible cuBLAS workspace did (six processes on three
+`torch.use_deterministic_algorithms` with NVIDIA's reproducible cuBLAS workspace did (seven processes on three
 machines, compiled or loaded: the same records), for about 9 % more decode time. It also turns on inductor's
 deterministic mode (no on-device benchmarking that may change numerics).
 
