@@ -183,7 +183,8 @@ def count_records(result: RunResult, results_dir: Path) -> None:
 def mark_same_text(results: list[RunResult]) -> None:
     """Each run after the first: how many of the first run's records it has with the same generated text (records
     matched by key, degrader/run/compare.py), and how many it lacks or has beyond them. The same command twice
-    should give the same records; on a GPU it has not (docs/performance.md, "Records across launches")."""
+    should give the same records, on a GPU too since its workers run deterministic algorithms (docs/performance.md,
+    "Records across launches: what makes them repeat")."""
     from degrader.run.compare import compare_outputs
     from degrader.run.store import CorruptOutputError
 

@@ -289,15 +289,17 @@ def step_fingerprint(args: tuple, mode: str) -> str:
 
 
 def global_settings() -> list:
-    """Process-wide settings a trace reads: grad and inference mode, defaults, determinism, matmul precision,
-    reduced-precision reductions, SDPA's backends, autocast."""
+    """Process-wide settings a trace reads: grad and inference mode, defaults, determinism (deterministic
+    algorithms, warn-only, the NaN fill, inductor's deterministic mode), matmul precision, reduced-precision
+    reductions, SDPA's backends, autocast."""
     cuda = torch.backends.cuda
     return [torch.is_grad_enabled(), torch.is_inference_mode_enabled(), str(torch.get_default_dtype()),
             str(torch.get_default_device()), torch.are_deterministic_algorithms_enabled(),
-            torch.get_float32_matmul_precision(), cuda.matmul.allow_fp16_reduced_precision_reduction,
-            cuda.matmul.allow_bf16_reduced_precision_reduction, cuda.flash_sdp_enabled(),
-            cuda.mem_efficient_sdp_enabled(), cuda.math_sdp_enabled(), cuda.cudnn_sdp_enabled(),
-            torch.is_autocast_enabled("cuda"), torch.is_autocast_enabled("cpu")]
+            torch.is_deterministic_algorithms_warn_only_enabled(), torch.utils.deterministic.fill_uninitialized_memory,
+            torch._inductor.config.deterministic, torch.get_float32_matmul_precision(),
+            cuda.matmul.allow_fp16_reduced_precision_reduction, cuda.matmul.allow_bf16_reduced_precision_reduction,
+            cuda.flash_sdp_enabled(), cuda.mem_efficient_sdp_enabled(), cuda.math_sdp_enabled(),
+            cuda.cudnn_sdp_enabled(), torch.is_autocast_enabled("cuda"), torch.is_autocast_enabled("cpu")]
 
 
 class Describer:

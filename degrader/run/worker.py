@@ -70,7 +70,10 @@ class ModelWorker:
         self.steps: Path | None = None  # where compiled decode steps are saved and loaded (keep_steps_in)
 
     def load(self) -> dict:
-        """Load the model and prepare the config's variant; returns the model's description."""
+        """Load the model and prepare the config's variant; returns the model's description.
+
+        On a CUDA device it first makes the whole process's GPU numbers repeatable (deterministic algorithms, a
+        fixed cuBLAS workspace: decoding/repeatable.py), for the records and for any benchmark of this worker."""
         started = time.perf_counter()
         cfg = self.config
         if self.device.type == "cuda":  # before the first GPU product; on the CPU records repeat without it

@@ -143,7 +143,21 @@ def test_the_fingerprint_reads_settings_flags_and_aliasing_but_not_dynamos_own_m
         flipped = step_fingerprint(args, "reduce-overhead")
     finally:
         weight.requires_grad_(not weight.requires_grad)
-    assert len({base, aliased, without_grad, flipped}) == 4
+    # make_repeatable's settings (a GPU worker's) change what inductor compiles: a step saved without them is
+    # not loaded with them, and back
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    try:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        deterministic = step_fingerprint(args, "reduce-overhead")
+        torch.utils.deterministic.fill_uninitialized_memory = not fill
+        without_fill = step_fingerprint(args, "reduce-overhead")
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
+    with torch._inductor.config.patch(deterministic=True):
+        inductor_deterministic = step_fingerprint(args, "reduce-overhead")
+    assert len({base, aliased, without_grad, flipped, deterministic, without_fill, inductor_deterministic}) == 7
+    assert step_fingerprint(args, "reduce-overhead") == base
     # dynamo marks every parameter it traces: a process that compiled a step must name the next ones as a
     # process that loaded it does
     parameters = list(model.parameters())
