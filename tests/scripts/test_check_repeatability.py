@@ -32,6 +32,26 @@ def test_two_processes_repeat_the_records_and_the_per_unit_path_gives_the_same_t
     assert again.returncode == 2 and "exists" in again.stderr  # each process its own folder: nothing overwritten
 
 
+def test_again_runs_the_units_a_second_time_in_the_process_and_compares_the_passes(tmp_path):
+    result = script("check_repeatability.py", *SMALL, "--set", "units_per_batch=2", "--again",
+                    "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = result.stdout.strip().splitlines()[-1]
+    assert line.startswith(f"again in this process: 8 records in {tmp_path / 'run' / 'again'}, units ")
+    assert "8 records in both, outputs differ in 0 (batch shapes differ in 0, both in 0)" in line
+    same = script("compare_runs.py", tmp_path / "run", tmp_path / "run" / "again")  # what the line above says
+    assert same.returncode == 0 and "outputs differ in 0" in same.stdout
+    # a second pass's file already there is refused before anything loads, and left as it was
+    taken = tmp_path / "taken" / "again"
+    taken.mkdir(parents=True)
+    (output,) = (tmp_path / "run" / "again").glob("outputs_*.json")
+    (taken / output.name).write_bytes(output.read_bytes())
+    refused = script("check_repeatability.py", *SMALL, "--again", "--out", tmp_path / "taken")
+    assert refused.returncode == 2 and f"{taken / output.name} exists" in refused.stderr
+    assert (taken / output.name).read_bytes() == output.read_bytes()
+    assert not list((tmp_path / "taken").glob("outputs_*.json"))
+
+
 def test_a_bad_setting_is_one_line_before_any_model_loads(tmp_path):
     result = script("check_repeatability.py", *SMALL, "--set", "n_rep=zero", "--out", tmp_path / "out")
     assert result.returncode == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
