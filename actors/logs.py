@@ -93,9 +93,11 @@ def setup_actor_logging(sink_name: str | None, origin: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers = [RemoteLogHandler(ray.get_actor(sink_name), origin) if sink_name else logging.NullHandler()]
     root.setLevel(level)
-    # Python warnings too (as WARNING lines of "py.warnings"), not only on the process's stderr: among them the alert
-    # of an op with no deterministic implementation, which would stop GPU records from repeating (repeatable.py)
-    logging.captureWarnings(True)
+    if sink_name:  # Python warnings as WARNING lines of "py.warnings" in the run log, instead of the process's
+        # stderr, at any --log-level: among them the alert of an op with no deterministic implementation, which
+        # would stop GPU records from repeating (degrader/decoding/repeatable.py)
+        logging.captureWarnings(True)
+        logging.getLogger("py.warnings").setLevel(logging.WARNING)
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
     import transformers

@@ -6,17 +6,17 @@ one of several numerical variants when it compiled or loaded its decode step (wh
 not decide it), while runs within one process always repeated. Inductor's deterministic mode
 (TORCHINDUCTOR_DETERMINISTIC) did not make them repeat; `torch.use_deterministic_algorithms` did (seven processes
 in three device calls, compiled or loaded: the same records), for about 9 % more decode time at 15 units per
-batch. Which of the ops it changes mattered was not isolated: deterministic implementations of some aten ops,
-cuDNN's deterministic algorithms, and in inductor a fallback to aten for index_put and scatter-reduce and one
-config per reduction kernel.
+batch. Which of the changes it makes mattered was not isolated: deterministic implementations of some aten ops,
+cuDNN's deterministic algorithms, and in inductor a fallback to aten for index_put and scatter-reduce.
 
 `warn_only`: an op with no deterministic implementation warns (the actors log it) rather than stopping a run;
-none did on the measured path (text prompts, rep-batched). Filling new tensors with NaN, a debugging aid that
-deterministic mode turns on, is turned off: it costs time, and the records were the same with and without it.
+none did on the measured paths (text prompts and `cookie_theft_it`'s picture, rep-batched and per unit).
+Filling new tensors with NaN, a debugging aid that deterministic mode turns on, is turned off: it costs time, and
+the records were the same with and without it.
 
 CUBLAS_WORKSPACE_CONFIG: NVIDIA documents cuBLAS as bitwise reproducible with a fixed workspace (one of
 REPEATABLE_CUBLAS). On H100 and H200 PyTorch's default workspace has the size of the first already, so there it
-changes nothing (measured: not the fix); it is set for other GPUs, where the default differs.
+changes nothing (measured: not the fix); it is set on every GPU and matters where the default differs.
 """
 
 from __future__ import annotations

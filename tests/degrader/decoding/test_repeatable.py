@@ -1,6 +1,7 @@
 """The process settings that make GPU records repeat across processes, checked in fresh processes (they are global).
 
-That they make records repeat is measured on GPUs (docs/performance.md, "Records across launches"); here: what
+That they make records repeat is measured on GPUs (docs/performance.md, "Records across launches: what makes them
+repeat"); here: what
 they set, that a user's cuBLAS setting is kept (with a warning when it is not a reproducible one), and that a
 worker sets them for a CUDA device before loading anything, and leaves a CPU process as it was."""
 
