@@ -9,11 +9,11 @@ process, never saved), warm up for the batch, run the units with their lesions, 
 file in --out (written here, not through the results writer: a scratch folder per process, never a results
 folder a launch resumes). Two GPU processes gave different texts with the same batch shapes until the worker
 made them repeatable (degrader/decoding/repeatable.py; docs/performance.md, "Records across launches: what makes
-them repeat"): running
-this in two processes checks that they still do, for a model, a variant or a GPU (--no-steps: with the step
-compiled in each process; --set units_per_batch=1: the per-unit path). --again runs the units a second time in
-the same process (records in <out>/again) and compares the two passes: runs that repeat within a process and
-not across processes point at what a process chooses once (a compiled or loaded step), not at a race.
+them repeat"): running this in two processes checks that they still do, for a model, a variant or a GPU
+(--no-steps: with the step compiled in each process; --set units_per_batch=1: the per-unit path). --again runs
+the units a second time in the same process (records in <out>/again) and compares the two passes: runs that
+repeat within a process and not across processes point at what a process chooses once (a compiled or loaded
+step), not at a race.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from degrader.run.legacy import normalise
 
 CONFLICTS = ".conflicts"  # <output stem>.conflicts.json: records whose key repeats a kept one's with other content
 REPLACED, REPLACED_STAMP = ".replaced-", "%Y%m%d_%H%M%S"  # --force: <output stem>.replaced-<stamp>.json (+ journal)
-REPLACED_PATTERN = r"\.replaced-\d{8}_\d{6}$"  # REPLACED and a REPLACED_STAMP, at the end of a stem
+REPLACED_PATTERN = re.escape(REPLACED) + r"\d{8}_\d{6}$"  # REPLACED and a REPLACED_STAMP, at the end of a stem
 
 logger = logging.getLogger(__name__)
 Record = dict

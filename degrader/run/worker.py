@@ -77,7 +77,7 @@ class ModelWorker:
         started = time.perf_counter()
         cfg = self.config
         if self.device.type == "cuda":  # before the first GPU product; on the CPU records repeat without it
-            make_repeatable()  # (decoding/repeatable.py)
+            make_repeatable()
         self.loaded = load_model(cfg.model_name, cfg.dtype, self.device, cfg.load_in_4bit)
         self._edit_model()
         self.decoders = DecoderCache(self.loaded.model, self._release_compiled, self.steps)

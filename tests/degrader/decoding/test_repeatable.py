@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 
+import torch
+
 from degrader.decoding.repeatable import CUBLAS_ENV, REPEATABLE_CUBLAS
 from tests.conftest import ROOT
 
@@ -62,7 +64,7 @@ def test_a_worker_sets_them_for_a_cuda_device_before_loading_and_not_for_the_cpu
               "    print('load failed:', type(error).__name__)\n")
     cuda = run_python(worker.format(device="cuda") + STATE)
     cpu = run_python(worker.format(device="cpu") + STATE)
-    if not __import__("torch").cuda.is_available():  # CI: the CUDA load fails after the settings are made
+    if not torch.cuda.is_available():  # CI: the CUDA load fails after the settings are made
         assert "load failed" in cuda.stdout
     assert state(cuda) == [True, True, False, REPEATABLE_CUBLAS[0]]
     assert state(cpu) == [False, False, True, None]
