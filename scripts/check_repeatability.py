@@ -60,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run every unit of the variant in this process and write its records (with --again twice, compared); prints
     where the time went. 0: done (and the passes the same), 1: the second pass differs, 2: bad input."""
     args = parse_args(argv)
-    try:  # before any model loads: an unknown config or a bad --set is one line
+    try:  # before any model loads: an unknown config, a bad --set or a device this machine lacks is one line
         config = apply_overrides(get_config(args.config), [f"model_name={args.model}", *args.set])
+        device = check_device(args.device)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --out {args.out}: {error.strerror}: give a folder this process can create", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    worker = ModelWorker(config, torch.device(args.device), "check_repeatability")
+    worker = ModelWorker(config, device, "check_repeatability")
     worker.load()
     compile_cache = use_model_compile_cache(worker.loaded)  # as ModelActor.load: before the first compile
     if not args.no_steps:
@@ -98,6 +99,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"again in this process: {len(records)} records in {again}, units {units_s:.1f}s; "
           + "; ".join(comparison.line() for comparison in comparisons))
     return 0 if all(comparison.identical for comparison in comparisons) else 1
+
+
+def check_device(name: str) -> torch.device:
+    """`name` as a torch device this machine has; ValueError that says which ones it has."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    have = "cpu" + (f", cuda:0 to cuda:{gpus - 1}" if gpus else " (no CUDA GPU)")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name} is not a torch device: give one of {have}") from None
+    if device.type == "cuda" and (device.index or 0) >= gpus:
+        raise ValueError(f"--device {name}: this machine has {have}")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name}: give one of {have}")
+    return device
 
 
 def run_into(worker: ModelWorker, units: list[Unit], path: Path) -> tuple[list[dict], float]:

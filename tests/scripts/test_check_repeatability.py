@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 SMALL = ["--model", "embedded", "--device", "cpu", "--set", "max_prompts=2", "--set", "n_rep=2",
@@ -50,6 +52,13 @@ def test_again_runs_the_units_a_second_time_in_the_process_and_compares_the_pass
     assert refused.returncode == 2 and f"{taken / output.name} exists" in refused.stderr
     assert (taken / output.name).read_bytes() == output.read_bytes()
     assert not list((tmp_path / "taken").glob("outputs_*.json"))
+
+
+@pytest.mark.parametrize("device", ["gpu0", "cuda:64", "meta"])
+def test_a_device_this_machine_lacks_is_one_line_before_any_model_loads(tmp_path, device):
+    result = script("check_repeatability.py", *SMALL, "--device", device, "--out", tmp_path / "out")
+    assert result.returncode == 2 and result.stderr.startswith(f"error: --device {device}")
+    assert "Traceback" not in result.stderr and "cpu" in result.stderr and not (tmp_path / "out").exists()
 
 
 def test_a_bad_setting_is_one_line_before_any_model_loads(tmp_path):
